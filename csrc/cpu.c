@@ -1,0 +1,24 @@
+/* Runtime CPU feature detection, read from the processor the code runs on. */
+#include "gradkernels.h"
+
+uint32_t gk_cpu_features(void)
+{
+    uint32_t features = 0;
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("sse4.2")) features |= GK_CPU_SSE42;
+    if (__builtin_cpu_supports("avx")) features |= GK_CPU_AVX;
+    if (__builtin_cpu_supports("avx2")) features |= GK_CPU_AVX2;
+    if (__builtin_cpu_supports("fma")) features |= GK_CPU_FMA;
+    if (__builtin_cpu_supports("avx512f")) features |= GK_CPU_AVX512F;
+    if (__builtin_cpu_supports("avx512bw")) features |= GK_CPU_AVX512BW;
+    if (__builtin_cpu_supports("avx512vl")) features |= GK_CPU_AVX512VL;
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+    if (__builtin_cpu_supports("avx512bf16")) features |= GK_CPU_AVX512BF16;
+#endif
+#elif defined(__aarch64__)
+    /* Advanced SIMD is part of the AArch64 base architecture. */
+    features |= GK_CPU_NEON;
+#endif
+    return features;
+}

@@ -1,0 +1,52 @@
+"""gradkernels: CPU forward/backward kernels for neural-network training, NumPy in, NumPy out.
+
+Every op validates its arguments once and runs on the backend in force ("auto" by default):
+see `backends()`, `set_backend()`, `use_backend()` and `backend()`. Results are fresh arrays,
+or written into `out=` when given; inputs are never modified unless passed as `out`.
+"""
+
+from ._backends import backends, get_backend, get_num_threads, set_backend, set_num_threads, use_backend
+from ._dispatch import Backend, backend, public_ops
+from ._gradcheck import GradcheckError, GradcheckReport, gradcheck
+
+__version__ = "0.1.0"
+
+globals().update(public_ops())
+
+__all__ = [
+    # activations
+    "relu",
+    "relu_backward",
+    "relu_with_mask",
+    "relu_backward_from_mask",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    # softmax family
+    "softmax",
+    "softmax_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    # fused losses
+    "softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "mse",
+    # linear layer
+    "linear",
+    "linear_backward",
+    # backends and tools
+    "Backend",
+    "backend",
+    "backends",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "get_num_threads",
+    "set_num_threads",
+    "gradcheck",
+    "GradcheckError",
+    "GradcheckReport",
+]

@@ -1,0 +1,195 @@
+"""Backend registry, selection and thread count.
+
+A backend is a set of kernels with the names in KERNELS. Every kernel takes its outputs first,
+then its inputs, then scalars; the API layer has validated every argument and laid the arrays
+out as the kernel expects before calling it (see `gradkernels._ops`):
+
+- elementwise kernels get 1-D contiguous arrays of equal length,
+- row kernels (softmax family, cross-entropy) get 2-D C-contiguous (rows, classes) arrays,
+- linear kernels get C- or Fortran-contiguous 2-D arrays (BLAS reads either) and C-contiguous
+  outputs,
+- no kernel is called with a zero-size array,
+- an output may be the very array of an input (in-place), never a partial overlap of one.
+"""
+
+import contextlib
+import contextvars
+import dataclasses
+import importlib
+import os
+import threading
+import types
+from typing import Callable, Iterator
+
+KERNELS = (
+    "relu_forward",
+    "relu_forward_mask",
+    "relu_backward",
+    "relu_backward_mask",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "softmax_forward",
+    "softmax_backward",
+    "log_softmax_forward",
+    "log_softmax_backward",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_soft",
+    "sigmoid_binary_cross_entropy",
+    "mse",
+    "linear_forward",
+    "linear_backward",
+)
+
+# "auto" takes the first available backend in this order.
+AUTO_PREFERENCE = ("c", "numba", "numpy")
+NAMES = ("numpy", "numba", "c")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    kernels: types.SimpleNamespace | None
+    reason: str | None
+    version: str | None
+    threads: int
+
+    @property
+    def available(self) -> bool:
+        return self.kernels is not None
+
+
+def _load_numpy() -> BackendInfo:
+    import numpy
+
+    from . import reference
+
+    kernels = types.SimpleNamespace(**{name: getattr(reference, name) for name in KERNELS})
+    # NumPy's ufuncs run on one thread; its BLAS (linear layers) keeps its own pool.
+    return BackendInfo("numpy", kernels, None, numpy.__version__, 1)
+
+
+def _load_numba() -> BackendInfo:
+    try:
+        numba = importlib.import_module("numba")
+    except ImportError:
+        return BackendInfo("numba", None, "numba is not installed", None, 0)
+    return BackendInfo("numba", None, "this version of gradkernels has no Numba kernels yet", numba.__version__, 0)
+
+
+def _load_c() -> BackendInfo:
+    try:
+        importlib.import_module("gradkernels._ckernels")
+    except ImportError as exc:
+        return BackendInfo("c", None, f"the C extension failed to import: {exc}", None, 0)
+    return BackendInfo("c", None, "the C extension is built but has no kernels yet", None, 0)
+
+
+_LOADERS: dict[str, Callable[[], BackendInfo]] = {"numpy": _load_numpy, "numba": _load_numba, "c": _load_c}
+_loaded: dict[str, BackendInfo] = {}
+_load_lock = threading.Lock()
+
+
+def info(name: str) -> BackendInfo:
+    """The backend's info, loading it on first use (importing numba costs ~0.3 s, so only on demand)."""
+    check_name(name, allow_auto=False)
+    with _load_lock:
+        if name not in _loaded:
+            _loaded[name] = _LOADERS[name]()
+        return _loaded[name]
+
+
+def check_name(name: object, *, allow_auto: bool = True) -> None:
+    valid = NAMES + ("auto",) if allow_auto else NAMES
+    if not isinstance(name, str):
+        raise TypeError(f"backend name must be a str, got {type(name).__name__}")
+    if name not in valid:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(map(repr, valid))}")
+
+
+def resolve(name: str) -> BackendInfo:
+    """The available backend that `name` stands for; RuntimeError if it is not available."""
+    check_name(name)
+    if name == "auto":
+        for candidate in AUTO_PREFERENCE:
+            found = info(candidate)
+            if found.available:
+                return found
+        raise AssertionError("the numpy backend is always available")
+    found = info(name)
+    if not found.available:
+        raise RuntimeError(f"backend {name!r} is not available: {found.reason}")
+    return found
+
+
+# The process-wide choice, and a per-context override that `use_backend` sets, so that a
+# `with use_backend(...)` block in one thread leaves every other thread's choice alone.
+_default_name = "auto"
+_override: contextvars.ContextVar[str | None] = contextvars.ContextVar("gradkernels_backend", default=None)
+
+
+def set_backend(name: str) -> None:
+    """Choose the backend for every later call in the process: "numpy", "numba", "c" or "auto"."""
+    global _default_name
+    resolve(name)
+    _default_name = name
+
+
+def get_backend() -> str:
+    """The name in force here: the innermost `use_backend`, else the last `set_backend` ("auto" by default)."""
+    override = _override.get()
+    return _default_name if override is None else override
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Use backend `name` inside the block (this thread and context only)."""
+    resolve(name)
+    token = _override.set(name)
+    try:
+        yield
+    finally:
+        _override.reset(token)
+
+
+def active_kernels() -> types.SimpleNamespace:
+    kernels = resolve(get_backend()).kernels
+    assert kernels is not None
+    return kernels
+
+
+def backends() -> dict[str, dict[str, object]]:
+    """Every backend by name: whether it is available, why not, its version and thread count."""
+    return {
+        name: {"available": b.available, "reason": b.reason, "version": b.version, "threads": b.threads}
+        for name in NAMES
+        for b in (info(name),)
+    }
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not every OS has affinity masks
+        return os.cpu_count() or 1
+
+
+MAX_THREADS = _cpu_count()
+_num_threads = MAX_THREADS
+
+
+def set_num_threads(n: int) -> None:
+    """Threads for the parallel backends' kernels, 1 to the number of cores this process may use."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"n must be between 1 and {MAX_THREADS} (the cores this process may use), got {n}")
+    _num_threads = n
+
+
+def get_num_threads() -> int:
+    return _num_threads

@@ -1,0 +1,56 @@
+"""Binding the ops of `_ops` to a backend: the module-level functions follow the backend in force,
+`backend(name)` returns an object whose methods are fixed to one backend."""
+
+import functools
+import inspect
+import types
+from typing import Callable
+
+from . import _backends
+from ._ops import OPS
+
+# Resolved kernels by backend name; availability does not change within a process.
+_kernels_by_name: dict[str, types.SimpleNamespace] = {}
+
+
+def _kernels(name: str) -> types.SimpleNamespace:
+    try:
+        return _kernels_by_name[name]
+    except KeyError:
+        kernels = _backends.resolve(name).kernels
+        _kernels_by_name[name] = kernels
+        return kernels
+
+
+def _bind(impl: Callable, kernels_for_call: Callable[[], types.SimpleNamespace]) -> Callable:
+    @functools.wraps(impl)
+    def bound(*args, **kwargs):
+        return impl(kernels_for_call(), *args, **kwargs)
+
+    params = list(inspect.signature(impl).parameters.values())[1:]  # drop `kernels`
+    bound.__signature__ = inspect.Signature(params)
+    return bound
+
+
+def public_ops() -> dict[str, Callable]:
+    """Every op, dispatching on each call to the backend in force (see `use_backend`)."""
+    return {name: _bind(impl, lambda: _kernels(_backends.get_backend())) for name, impl in OPS.items()}
+
+
+class Backend:
+    """Every op of the public API bound to one backend: `gk.backend("numpy").softmax(z)`."""
+
+    def __init__(self, name: str):
+        resolved = _backends.resolve(name).name
+        kernels = _kernels(resolved)
+        self.name = resolved
+        for op_name, impl in OPS.items():
+            setattr(self, op_name, _bind(impl, lambda: kernels))
+
+    def __repr__(self) -> str:
+        return f"<gradkernels backend {self.name!r}>"
+
+
+def backend(name: str) -> Backend:
+    """The ops bound to backend `name` ("auto" resolves to the backend it picks now)."""
+    return Backend(name)

@@ -1,0 +1,385 @@
+"""The public ops: validate once, lay the arrays out as the kernel contract says, call the kernel.
+
+Each function here takes the backend's kernels as its first argument; `gradkernels` binds it to
+the backend in force and `gradkernels.backend(name)` to a fixed one. Results are fresh arrays
+allocated here with NumPy (which asks for huge pages), or `out` when given.
+
+Copies are made only where a kernel could not work on the caller's memory, and are documented:
+an input that is not contiguous (or not in the first input's memory order) is copied once to a
+contiguous buffer; an `out` that is not contiguous, or that partly overlaps an input, is
+written through a scratch buffer.
+"""
+
+import math
+
+import numpy as np
+
+from . import _validate as v
+
+OPS = {}
+
+
+def op(fn):
+    OPS[fn.__name__] = fn
+    return fn
+
+
+def _order_of(arr: np.ndarray) -> str:
+    return "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.ctypes.data == b.ctypes.data and a.nbytes == b.nbytes
+
+
+def _output_buffer(result: np.ndarray, order: str, inputs) -> tuple[np.ndarray, bool]:
+    """`result` itself when the kernel may write it directly, else a scratch buffer to copy back from.
+
+    The inputs are contiguous in `order`; an output that is the very memory of an input is fine
+    (kernels read each element before writing it), a partial overlap is not.
+    """
+    contiguous = result.flags.c_contiguous if order == "C" else result.flags.f_contiguous
+    if contiguous and not any(
+        isinstance(a, np.ndarray) and np.may_share_memory(result, a) and not _same_memory(result, a)
+        for a in inputs
+    ):
+        return result, True
+    return np.empty(result.shape, result.dtype, order=order), False
+
+
+def _new_or_out(out, shape, dtype, order="C") -> np.ndarray:
+    if out is None:
+        return np.empty(shape, dtype, order=order)
+    return v.out_array(out, shape, dtype)
+
+
+def _elementwise(kernel, out, inputs, *, order=None, extra_outputs=(), args=()):
+    """Run `kernel(y, *extra_outputs, *inputs, *args)` over flat views; return (y, the kernel's value)."""
+    first = inputs[0]
+    order = order or _order_of(first)
+    flats = [np.ravel(a, order) for a in inputs]
+    result = _new_or_out(out, first.shape, first.dtype, order)
+    value = None
+    if result.size:
+        buf, direct = _output_buffer(result, order, flats + list(args))
+        value = kernel(np.ravel(buf, order), *extra_outputs, *flats, *args)
+        if not direct:
+            np.copyto(result, buf)
+    return result, value
+
+
+def _rowwise(kernel, out, inputs, *, extra_outputs=(), args=()):
+    """Run `kernel(y, *extra_outputs, *inputs, *args)` over (rows, classes) C-contiguous views."""
+    first = inputs[0]
+    rows, classes = math.prod(first.shape[:-1]), first.shape[-1]
+    mats = [np.ascontiguousarray(a).reshape(rows, classes) for a in inputs]
+    result = _new_or_out(out, first.shape, first.dtype)
+    if result.size:
+        buf, direct = _output_buffer(result, "C", mats + list(args))
+        kernel(buf.reshape(rows, classes), *extra_outputs, *mats, *args)
+        if not direct:
+            np.copyto(result, buf)
+    return result
+
+
+def _pair(first_name, first, second_name, second):
+    """Two same-shape float arrays of one dtype, e.g. (dy, y)."""
+    a = v.float_array(first_name, first)
+    b = v.float_array(second_name, second, like=(first_name, a))
+    v.same_shape(second_name, b, first_name, a)
+    return a, b
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise activations (any shape)
+
+
+@op
+def relu(kernels, x, *, out=None):
+    """y = max(0, x); NaN stays NaN."""
+    x = v.float_array("x", x)
+    return _elementwise(kernels.relu_forward, out, (x,))[0]
+
+
+@op
+def relu_backward(kernels, dy, y, *, out=None):
+    """dx = dy where y > 0, else 0 (the derivative at 0 is 0)."""
+    dy, y = _pair("dy", dy, "y", y)
+    return _elementwise(kernels.relu_backward, out, (dy, y))[0]
+
+
+@op
+def relu_with_mask(kernels, x, *, out=None):
+    """(y, mask): y = relu(x) and mask = np.packbits(x.ravel() > 0, bitorder="little"), one pass."""
+    x = v.float_array("x", x)
+    mask = np.empty((x.size + 7) // 8, np.uint8)
+    # The mask follows x.ravel(), i.e. C order, so the flat views must be C order too.
+    y, _ = _elementwise(kernels.relu_forward_mask, out, (x,), order="C", extra_outputs=(mask,))
+    return y, mask
+
+
+@op
+def relu_backward_from_mask(kernels, dy, mask, *, out=None):
+    """dx = dy where the packed bit (C order over dy) is set, else 0."""
+    dy = v.float_array("dy", dy)
+    mask = np.ascontiguousarray(v.mask_array(mask, dy.size))
+    return _elementwise(kernels.relu_backward_mask, out, (dy,), order="C", args=(mask,))[0]
+
+
+@op
+def leaky_relu(kernels, x, negative_slope=0.01, *, out=None):
+    """y = x if x > 0 else negative_slope * x."""
+    x = v.float_array("x", x)
+    slope = v.negative_slope(negative_slope)
+    return _elementwise(kernels.leaky_relu_forward, out, (x,), args=(slope,))[0]
+
+
+@op
+def leaky_relu_backward(kernels, dy, x, negative_slope=0.01, *, out=None):
+    """dx = dy if x > 0 else negative_slope * dy."""
+    dy, x = _pair("dy", dy, "x", x)
+    slope = v.negative_slope(negative_slope)
+    return _elementwise(kernels.leaky_relu_backward, out, (dy, x), args=(slope,))[0]
+
+
+@op
+def sigmoid(kernels, x, *, out=None):
+    """y = 1 / (1 + exp(-x)), computed without overflow for any x."""
+    x = v.float_array("x", x)
+    return _elementwise(kernels.sigmoid_forward, out, (x,))[0]
+
+
+@op
+def sigmoid_backward(kernels, dy, y, *, out=None):
+    """dx = dy * y * (1 - y), from the forward's output y."""
+    dy, y = _pair("dy", dy, "y", y)
+    return _elementwise(kernels.sigmoid_backward, out, (dy, y))[0]
+
+
+@op
+def tanh(kernels, x, *, out=None):
+    """y = tanh(x)."""
+    x = v.float_array("x", x)
+    return _elementwise(kernels.tanh_forward, out, (x,))[0]
+
+
+@op
+def tanh_backward(kernels, dy, y, *, out=None):
+    """dx = dy * (1 - y^2), from the forward's output y."""
+    dy, y = _pair("dy", dy, "y", y)
+    return _elementwise(kernels.tanh_backward, out, (dy, y))[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax family (last axis, any leading axes)
+
+
+@op
+def softmax(kernels, z, *, out=None):
+    """p = exp(z - max z) / sum exp(z - max z) along the last axis."""
+    z = v.float_array("z", z)
+    v.at_least_1d("z", z)
+    return _rowwise(kernels.softmax_forward, out, (z,))
+
+
+@op
+def softmax_backward(kernels, dp, p, *, out=None):
+    """dz = p * (dp - sum(dp * p)) along the last axis."""
+    dp, p = _pair("dp", dp, "p", p)
+    v.at_least_1d("dp", dp)
+    return _rowwise(kernels.softmax_backward, out, (dp, p))
+
+
+@op
+def log_softmax(kernels, z, *, out=None):
+    """log p = z - max z - log sum exp(z - max z) along the last axis."""
+    z = v.float_array("z", z)
+    v.at_least_1d("z", z)
+    return _rowwise(kernels.log_softmax_forward, out, (z,))
+
+
+@op
+def log_softmax_backward(kernels, dlogp, logp, *, out=None):
+    """dz = dlogp - exp(logp) * sum(dlogp) along the last axis."""
+    dlogp, logp = _pair("dlogp", dlogp, "logp", logp)
+    v.at_least_1d("dlogp", dlogp)
+    return _rowwise(kernels.log_softmax_backward, out, (dlogp, logp))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused losses: (loss, gradient) from one call
+
+
+def _grad_scale(reduction: str, denominator: float) -> float:
+    """What the gradient of each loss term is multiplied by. A "mean" over nothing (or over a zero
+    total weight) has a NaN loss and, by our convention, a zero gradient."""
+    if reduction != "mean":
+        return 1.0
+    return 1.0 / denominator if denominator else 0.0
+
+
+def _reduced(losses: np.ndarray, total: float, reduction: str, denominator: float):
+    if reduction == "none":
+        return losses
+    if reduction == "sum":
+        return losses.dtype.type(total)
+    return losses.dtype.type(total / denominator if denominator else np.nan)
+
+
+@op
+def softmax_cross_entropy(
+    kernels, logits, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0, out=None
+):
+    """(loss, dlogits) of softmax + cross-entropy over the last axis, with PyTorch's F.cross_entropy
+    semantics; labels are integer classes of shape logits.shape[:-1] or float class probabilities
+    of logits' shape."""
+    logits = v.float_array("logits", logits)
+    v.at_least_1d("logits", logits)
+    classes = logits.shape[-1]
+    if classes == 0:
+        raise ValueError(f"logits must have at least one class; its last axis is empty (shape {logits.shape})")
+    reduction = v.reduction(reduction)
+    smoothing = v.label_smoothing(label_smoothing)
+    ignore = v.ignore_index(ignore_index)
+    if weight is None:
+        weight_vec = np.ones(classes, logits.dtype)
+    else:
+        weight_vec = np.ascontiguousarray(v.float_array("weight", weight, like=("logits", logits)))
+        if weight_vec.shape != (classes,):
+            raise ValueError(
+                f"weight has shape {weight_vec.shape} but logits has shape {logits.shape}; "
+                f"weight must have shape ({classes},)"
+            )
+    if out is not None:
+        v.out_array(out, logits.shape, logits.dtype)
+
+    row_shape = logits.shape[:-1]
+    rows = math.prod(row_shape)
+    targets = np.asarray(labels)
+    if targets.dtype.kind == "f":
+        targets = v.float_array("labels", targets, like=("logits", logits))
+        v.same_shape("labels", targets, "logits", logits)
+        denominator = rows
+        inputs, args = (logits, targets), (weight_vec, smoothing)
+        kernel = kernels.softmax_cross_entropy_soft
+    elif targets.dtype.kind in "iu":
+        targets = v.integer_array("labels", targets)
+        if targets.shape != row_shape:
+            raise ValueError(
+                f"labels has shape {targets.shape} but logits has shape {logits.shape}; "
+                f"integer labels must have shape {row_shape}"
+            )
+        v.labels_in_range(targets, classes, ignore)
+        labels64 = np.ascontiguousarray(targets, dtype=np.int64).reshape(rows)
+        counted = labels64 != ignore
+        if weight is None:
+            denominator = int(np.count_nonzero(counted))
+        else:
+            denominator = float(np.sum(weight_vec[labels64[counted]], dtype=np.float64))
+        inputs, args = (logits,), (labels64, weight_vec, ignore, smoothing)
+        kernel = kernels.softmax_cross_entropy
+    else:
+        raise TypeError(
+            f"labels must be integer class indices or float class probabilities, got {targets.dtype}"
+        )
+
+    losses = np.empty(rows, logits.dtype)
+    grad = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args + (_grad_scale(reduction, denominator),))
+    total = float(np.sum(losses, dtype=np.float64))
+    return _reduced(losses.reshape(row_shape), total, reduction, denominator), grad
+
+
+def _elementwise_loss(kernel, first_name, first, second_name, second, reduction, out):
+    pred, target = _pair(first_name, first, second_name, second)
+    reduction = v.reduction(reduction)
+    n = pred.size
+    order = _order_of(pred)
+    losses = np.empty(pred.shape, pred.dtype, order=order) if reduction == "none" else None
+    flat_losses = None if losses is None else np.ravel(losses, order)
+    grad, total = _elementwise(
+        kernel, out, (pred, target), order=order, extra_outputs=(flat_losses,), args=(_grad_scale(reduction, n),)
+    )
+    return _reduced(losses, 0.0 if total is None else total, reduction, n), grad
+
+
+@op
+def sigmoid_binary_cross_entropy(kernels, logits, targets, *, reduction="mean", out=None):
+    """(loss, dlogits) of sigmoid + binary cross-entropy, elementwise, from the logits:
+    loss = max(z, 0) - z t + log(1 + exp(-|z|)), dlogits = sigmoid(z) - t (scaled by the reduction)."""
+    return _elementwise_loss(kernels.sigmoid_binary_cross_entropy, "logits", logits, "targets", targets, reduction, out)
+
+
+@op
+def mse(kernels, pred, target, *, reduction="mean", out=None):
+    """(loss, dpred) of the squared error (pred - target)^2, elementwise; dpred = 2 (pred - target)."""
+    return _elementwise_loss(kernels.mse, "pred", pred, "target", target, reduction, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear layer y = x @ w + b, weights (D, H)
+
+
+def _blas_ready(arr: np.ndarray) -> np.ndarray:
+    return arr if arr.flags.c_contiguous or arr.flags.f_contiguous else np.ascontiguousarray(arr)
+
+
+def _matrix(name, value, like=None, what="") -> np.ndarray:
+    arr = v.float_array(name, value, like)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D {what}, got shape {arr.shape}")
+    return arr
+
+
+@op
+def linear(kernels, x, w, b=None, *, out=None):
+    """y = x @ w + b with x (N, D), w (D, H), b (H,) or None."""
+    x = _matrix("x", x, what="(N, D)")
+    w = _matrix("w", w, like=("x", x), what="(D, H)")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"x has shape {x.shape} and w has shape {w.shape}: x's columns must equal w's rows")
+    (n, d), h = x.shape, w.shape[1]
+    if b is not None:
+        b = np.ascontiguousarray(v.float_array("b", b, like=("x", x)))
+        if b.shape != (h,):
+            raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}; b must have shape ({h},)")
+    result = _new_or_out(out, (n, h), x.dtype)
+    if result.size == 0:
+        return result
+    if d == 0:  # an empty sum: only the bias remains
+        result[...] = 0 if b is None else b
+        return result
+    x, w = _blas_ready(x), _blas_ready(w)
+    buf, direct = _output_buffer(result, "C", (x, w, b))
+    kernels.linear_forward(buf, x, w, b)
+    if not direct:
+        np.copyto(result, buf)
+    return result
+
+
+@op
+def linear_backward(kernels, dy, x, w, *, with_bias=True):
+    """(dx, dw, db) = (dy @ w.T, x.T @ dy, dy summed over rows); db is None when with_bias is False."""
+    dy = _matrix("dy", dy, what="(N, H)")
+    x = _matrix("x", x, like=("dy", dy), what="(N, D)")
+    w = _matrix("w", w, like=("dy", dy), what="(D, H)")
+    if not isinstance(with_bias, (bool, np.bool_)):
+        raise TypeError(f"with_bias must be a bool, got {type(with_bias).__name__}")
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"x has shape {x.shape} and w has shape {w.shape}: x's columns must equal w's rows")
+    if dy.shape != (x.shape[0], w.shape[1]):
+        raise ValueError(
+            f"dy has shape {dy.shape} but x has shape {x.shape} and w has shape {w.shape}; "
+            f"dy must have shape {(x.shape[0], w.shape[1])}"
+        )
+    (n, d), h = x.shape, w.shape[1]
+    dx = np.empty((n, d), dy.dtype)
+    dw = np.empty((d, h), dy.dtype)
+    db = np.empty(h, dy.dtype) if with_bias else None
+    if n == 0 or d == 0 or h == 0:  # degenerate shapes: empty sums are zero
+        dx[...] = 0
+        dw[...] = 0
+        if db is not None:
+            np.copyto(db, np.sum(dy, axis=0, dtype=np.float64), casting="same_kind")
+        return dx, dw, db
+    kernels.linear_backward(dx, dw, db, _blas_ready(dy), _blas_ready(x), _blas_ready(w))
+    return dx, dw, db

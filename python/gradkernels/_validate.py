@@ -1,0 +1,127 @@
+"""Argument checks shared by every backend. They run once, in the API layer, before any kernel."""
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+REDUCTIONS = ("mean", "sum", "none")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _native(arr: np.ndarray) -> np.ndarray:
+    # Byte-swapped data (e.g. read from a big-endian file) is converted once, so kernels see one layout.
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
+def float_array(name: str, value, like: tuple[str, np.ndarray] | None = None) -> np.ndarray:
+    """`value` as an ndarray of float32 or float64; `like` is the (name, array) whose dtype it must share."""
+    arr = _native(np.asarray(value))
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {arr.dtype}")
+    if like is not None and arr.dtype != like[1].dtype:
+        raise TypeError(
+            f"{name} is {arr.dtype} but {like[0]} is {like[1].dtype}: mixed float dtypes are not supported"
+        )
+    return arr
+
+
+def integer_array(name: str, value) -> np.ndarray:
+    arr = _native(np.asarray(value))
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype, got {arr.dtype}")
+    return arr
+
+
+def same_shape(name: str, arr: np.ndarray, ref_name: str, ref: np.ndarray) -> None:
+    if arr.shape != ref.shape:
+        raise ValueError(f"{name} has shape {arr.shape} but {ref_name} has shape {ref.shape}; they must match")
+
+
+def at_least_1d(name: str, arr: np.ndarray) -> None:
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one axis (the last is the class axis), got a 0-d array")
+
+
+def out_array(out, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape} but the result has shape {shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype} but the result has dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
+def real_scalar(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def integer_scalar(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got bool")
+    try:
+        result = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    return result
+
+
+def negative_slope(value) -> float:
+    slope = real_scalar("negative_slope", value)
+    if not math.isfinite(slope):
+        raise ValueError(f"negative_slope must be finite, got {slope}")
+    return slope
+
+
+def reduction(value) -> str:
+    if value not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'mean', 'sum', 'none', got {value!r}")
+    return value
+
+
+def label_smoothing(value) -> float:
+    eps = real_scalar("label_smoothing", value)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {eps}")
+    return eps
+
+
+def ignore_index(value) -> int:
+    index = integer_scalar("ignore_index", value)
+    if not INT64_MIN <= index <= INT64_MAX:
+        raise ValueError(f"ignore_index must fit in int64, got {index}")
+    return index
+
+
+def labels_in_range(labels: np.ndarray, n_classes: int, ignore: int) -> None:
+    """Every label in [0, n_classes) or equal to `ignore`; else ValueError naming the first bad one."""
+    if labels.size == 0:
+        return
+    if labels.min() >= 0 and labels.max() < n_classes:  # the common case, in two cheap reductions
+        return
+    bad = ((labels < 0) | (labels >= n_classes)) & (labels != ignore)
+    if bad.any():
+        position = np.unravel_index(np.argmax(bad), labels.shape)
+        where = ", ".join(str(int(i)) for i in position)
+        raise ValueError(
+            f"labels[{where}] = {labels[position]} is outside [0, {n_classes}) and is not ignore_index ({ignore})"
+        )
+
+
+def mask_array(mask, size: int) -> np.ndarray:
+    arr = np.asarray(mask)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"mask must be uint8 (the packed bits from relu_with_mask), got {arr.dtype}")
+    expected = (size + 7) // 8
+    if arr.ndim != 1 or arr.size != expected:
+        raise ValueError(
+            f"mask has shape {arr.shape} but dy has {size} elements, which pack into ({expected},) bytes"
+        )
+    return arr
