@@ -15,11 +15,14 @@ out as the kernel expects before calling it (see `gradkernels._ops`):
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import importlib
 import os
 import threading
 import types
 from typing import Callable, Iterator
+
+import numpy
 
 KERNELS = (
     "relu_forward",
@@ -62,12 +65,22 @@ class BackendInfo:
         return self.kernels is not None
 
 
-def _load_numpy() -> BackendInfo:
-    import numpy
+def _ieee_quiet(kernel: Callable) -> Callable:
+    """Run a NumPy kernel with floating-point warnings off: inf and NaN are results the formulas
+    define, and a caller's np.seterr(all="raise") must not turn them into exceptions."""
 
+    @functools.wraps(kernel)
+    def run(*args):
+        with numpy.errstate(all="ignore"):
+            return kernel(*args)
+
+    return run
+
+
+def _load_numpy() -> BackendInfo:
     from . import reference
 
-    kernels = types.SimpleNamespace(**{name: getattr(reference, name) for name in KERNELS})
+    kernels = types.SimpleNamespace(**{name: _ieee_quiet(getattr(reference, name)) for name in KERNELS})
     # NumPy's ufuncs run on one thread; its BLAS (linear layers) keeps its own pool.
     return BackendInfo("numpy", kernels, None, numpy.__version__, 1)
 

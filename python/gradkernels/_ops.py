@@ -218,12 +218,13 @@ def _grad_scale(reduction: str, denominator: float) -> float:
     return 1.0 / denominator if denominator else 0.0
 
 
-def _reduced(losses: np.ndarray, total: float, reduction: str, denominator: float):
+def _reduced(losses, total: float, reduction: str, denominator: float, dtype: np.dtype):
+    """The loss to return: the per-term losses for "none", else a NumPy scalar of `dtype`."""
     if reduction == "none":
         return losses
     if reduction == "sum":
-        return losses.dtype.type(total)
-    return losses.dtype.type(total / denominator if denominator else np.nan)
+        return dtype.type(total)
+    return dtype.type(total / denominator if denominator else np.nan)
 
 
 @op
@@ -286,7 +287,7 @@ def softmax_cross_entropy(
     losses = np.empty(rows, logits.dtype)
     grad = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args + (_grad_scale(reduction, denominator),))
     total = float(np.sum(losses, dtype=np.float64))
-    return _reduced(losses.reshape(row_shape), total, reduction, denominator), grad
+    return _reduced(losses.reshape(row_shape), total, reduction, denominator, logits.dtype), grad
 
 
 def _elementwise_loss(kernel, first_name, first, second_name, second, reduction, out):
@@ -299,7 +300,7 @@ def _elementwise_loss(kernel, first_name, first, second_name, second, reduction,
     grad, total = _elementwise(
         kernel, out, (pred, target), order=order, extra_outputs=(flat_losses,), args=(_grad_scale(reduction, n),)
     )
-    return _reduced(losses, 0.0 if total is None else total, reduction, n), grad
+    return _reduced(losses, 0.0 if total is None else total, reduction, n, pred.dtype), grad
 
 
 @op

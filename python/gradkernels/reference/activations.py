@@ -51,4 +51,6 @@ def tanh_forward(y, x):
 
 
 def tanh_backward(dx, dy, y):
-    np.multiply(dy, 1 - y * y, out=dx)
+    # (1 - y)(1 + y), not 1 - y*y: near |y| = 1 the subtraction 1 - y is exact while 1 - y*y
+    # cancels away the rounding of y*y (a 2e-5 relative error in float32 at y = 0.9985).
+    np.multiply(dy, (1 - y) * (1 + y), out=dx)

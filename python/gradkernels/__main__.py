@@ -1,0 +1,135 @@
+"""Command line: `python -m gradkernels info` and `python -m gradkernels check`."""
+
+import argparse
+import importlib
+import importlib.metadata
+import os
+import platform
+import sys
+
+import numpy as np
+
+from . import __version__, _backends, _selftest
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cpu_features() -> str:
+    try:
+        ckernels = importlib.import_module("gradkernels._ckernels")
+    except ImportError:
+        return "unknown (the C extension is not built)"
+    bits = ckernels.lib.gk_cpu_features()
+    names = [name[len("GK_CPU_"):].lower() for name in dir(ckernels.lib) if name.startswith("GK_CPU_")
+             and bits & getattr(ckernels.lib, name)]
+    return " ".join(sorted(names)) or "none of those gradkernels knows"
+
+
+def _blas() -> str:
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        built = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # the layout of NumPy's build info differs between releases
+        built = "unknown"
+    try:
+        import threadpoolctl
+    except ImportError:
+        return f"{built} (install threadpoolctl to see the kernel it runs)"
+    pools = [p for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
+    running = ", ".join(f"{p.get('internal_api')} {p.get('version')} kernel {p.get('architecture')}, "
+                        f"{p.get('num_threads')} threads" for p in pools)
+    return f"{built}; running: {running or 'no BLAS loaded'}"
+
+
+def info(_args) -> int:
+    lines = [
+        ("gradkernels", __version__),
+        ("python", platform.python_version()),
+        ("numpy", np.__version__),
+        ("cffi", _version("cffi")),
+        ("numba", _version("numba")),
+        ("torch", _version("torch")),
+        ("platform", platform.platform()),
+        ("cpu", _cpu_model()),
+        ("cpu features", _cpu_features()),
+        ("cores usable", str(_backends.MAX_THREADS)),
+        ("threads", f"{_backends.get_num_threads()} (gradkernels.set_num_threads)"),
+        ("blas", _blas()),
+    ]
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
+        if var in os.environ:
+            lines.append((var, os.environ[var]))
+    chosen = _backends.get_backend()
+    lines.append(("backend", f"{chosen} -> {_backends.resolve(chosen).name}"))
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
+    print()
+    print(f"{'backend':<8} {'available':<10} {'version':<10} {'threads':<8} reason")
+    for name, b in _backends.backends().items():
+        print(f"{name:<8} {'yes' if b['available'] else 'no':<10} {b['version'] or '-':<10} "
+              f"{b['threads']:<8} {b['reason'] or ''}")
+    return 0
+
+
+def _fmt(ratio) -> str:
+    return "ref" if ratio is None else f"{ratio:.3g}"
+
+
+def check(args) -> int:
+    available = [name for name, b in _backends.backends().items() if b["available"]]
+    names = args.backend or available
+    for name in names:
+        _backends.resolve(name)  # an unavailable backend asked for by name is an error, not a skip
+    rows = _selftest.run(names, tuple(args.dtype or ("float32", "float64")), seed=args.seed)
+    print("error / tolerance per op, backend and dtype (<= 1 passes); forward and backward against the")
+    print("float64 NumPy reference, fd = backward against central finite differences (float64 only)")
+    print()
+    width = max(len(r.op) for r in rows)
+    print(f"{'op':<{width}}  {'backend':<7}  {'dtype':<7}  {'forward':>8}  {'backward':>8}  {'fd':>8}  result")
+    for r in rows:
+        fd = "-" if r.finite_differences is None and r.dtype != "float64" else _fmt(r.finite_differences)
+        result = "ok" if r.ok else f"FAIL {r.note}".rstrip()
+        print(f"{r.op:<{width}}  {r.backend:<7}  {r.dtype:<7}  {_fmt(r.forward):>8}  {_fmt(r.backward):>8}  "
+              f"{fd:>8}  {result}")
+    failed = sum(not r.ok for r in rows)
+    print()
+    print(f"{len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gradkernels", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="versions, backends, threads and CPU features").set_defaults(run=info)
+    p = sub.add_parser("check", help="self-test every op x backend x dtype; non-zero exit on any failure")
+    p.add_argument("--backend", action="append", choices=_backends.NAMES, help="only this backend (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float32", "float64"), help="only this dtype (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
+    p.set_defaults(run=check)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except RuntimeError as exc:  # e.g. an unavailable backend named on the command line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import gradkernels as gk
+import oracle
+from helpers import LAYOUTS, assert_close, layout, unchanged
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _problem(rng, dtype, rows=7, classes=5, lead=()):
+    z = (3 * rng.standard_normal(lead + (rows, classes))).astype(dtype)
+    labels = rng.integers(0, classes, lead + (rows,))
+    labels.flat[::3] = -100
+    weight = rng.uniform(0.2, 2.0, classes).astype(dtype)
+    q = rng.dirichlet(np.ones(classes), lead + (rows,)).astype(dtype)
+    return z, labels, weight, q
+
+
+def _check_scalar_loss(loss, dtype, reduction):
+    if reduction != "none":
+        assert isinstance(loss, np.generic) and loss.dtype == dtype, (type(loss), getattr(loss, "dtype", None))
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax + cross-entropy
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("target_kind", ["labels", "soft"])
+def test_cross_entropy_matches_pytorch_rules(bk, dtype, rng, reduction, smoothing, weighted, target_kind):
+    z, labels, weight, q = _problem(rng, dtype)
+    targets = labels if target_kind == "labels" else q
+    w = weight if weighted else None
+    with unchanged(z, targets, weight):
+        loss, grad = bk.softmax_cross_entropy(z, targets, weight=w, reduction=reduction, label_smoothing=smoothing)
+    want_loss, want_grad = oracle.cross_entropy(z, targets, w, reduction, -100, smoothing)
+    _check_scalar_loss(loss, dtype, reduction)
+    assert grad.dtype == dtype and grad.shape == z.shape
+    assert_close(loss, want_loss, dtype)
+    assert_close(grad, want_grad, dtype)
+
+
+@pytest.mark.parametrize("lead", [(), (2,), (2, 3)], ids=str)
+def test_cross_entropy_over_leading_axes(bk, dtype, rng, lead):
+    z, labels, weight, q = _problem(rng, dtype, rows=4, lead=lead)
+    for targets in (labels, q):
+        loss, grad = bk.softmax_cross_entropy(z, targets, weight=weight, reduction="none")
+        want_loss, want_grad = oracle.cross_entropy(z, targets, weight, "none")
+        assert loss.shape == z.shape[:-1]
+        assert_close(loss, want_loss, dtype)
+        assert_close(grad, want_grad, dtype)
+
+
+def test_unbatched_logits_take_a_scalar_label(bk, dtype):
+    z = np.array([1.0, 2.0, 0.5], dtype)
+    loss, grad = bk.softmax_cross_entropy(z, np.int64(1))
+    want_loss, want_grad = oracle.cross_entropy(z, np.int64(1))
+    assert_close(loss, want_loss, dtype)
+    assert_close(grad, want_grad, dtype)
+
+
+@pytest.mark.parametrize("label_dtype", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64])
+def test_any_integer_label_dtype(bk, rng, label_dtype):
+    z, labels, _, _ = _problem(rng, np.float64)
+    labels = np.abs(labels) % z.shape[-1]
+    loss, grad = bk.softmax_cross_entropy(z, labels.astype(label_dtype))
+    want_loss, want_grad = bk.softmax_cross_entropy(z, labels)
+    assert loss == want_loss and np.array_equal(grad, want_grad)
+
+
+def test_ignore_index_may_be_a_valid_class(bk, dtype, rng):
+    z, _, _, _ = _problem(rng, dtype)
+    labels = np.array([0, 2, 2, 1, 4, 2, 3])
+    loss, grad = bk.softmax_cross_entropy(z, labels, ignore_index=2)
+    want_loss, want_grad = oracle.cross_entropy(z, labels, ignore_index=2)
+    assert_close(loss, want_loss, dtype)
+    assert_close(grad, want_grad, dtype)
+    assert np.all(grad[labels == 2] == 0)
+
+
+def test_mean_over_zero_counted_rows_is_nan_with_zero_gradient(bk, dtype, rng):
+    z, _, weight, _ = _problem(rng, dtype)
+    labels = np.full(z.shape[0], -100)
+    for w in (None, weight):
+        for eps in (0.0, 0.2):
+            loss, grad = bk.softmax_cross_entropy(z, labels, weight=w, label_smoothing=eps)
+            assert np.isnan(loss) and loss.dtype == dtype
+            assert np.all(grad == 0)
+    loss, grad = bk.softmax_cross_entropy(z, labels, reduction="sum")
+    assert loss == 0 and np.all(grad == 0)
+    # a zero total weight counts as no rows
+    loss, grad = bk.softmax_cross_entropy(z, np.zeros(z.shape[0], int), weight=np.r_[0, weight[1:]])
+    assert np.isnan(loss) and np.all(grad == 0)
+
+
+def test_empty_batch(bk, dtype):
+    z = np.empty((0, 4), dtype)
+    loss, grad = bk.softmax_cross_entropy(z, np.empty(0, int))
+    assert np.isnan(loss) and grad.shape == (0, 4)
+    loss, grad = bk.softmax_cross_entropy(z, np.empty(0, int), reduction="sum")
+    assert loss == 0
+    loss, _ = bk.softmax_cross_entropy(z, np.empty((0, 4), dtype))
+    assert np.isnan(loss)
+
+
+def test_cross_entropy_against_finite_differences(bk, rng):
+    z, labels, weight, q = _problem(rng, np.float64)
+    for targets, w, eps, reduction in itertools.product((labels, q), (None, weight), (0.0, 0.3), REDUCTIONS):
+        def forward(a, t=targets, w=w, eps=eps, reduction=reduction):
+            return bk.softmax_cross_entropy(a, t, weight=w, label_smoothing=eps, reduction=reduction)[0]
+
+        def backward(g, a, t=targets, w=w, eps=eps, reduction=reduction):
+            grad = bk.softmax_cross_entropy(a, t, weight=w, label_smoothing=eps, reduction=reduction)[1]
+            return np.asarray(g)[..., None] * grad if reduction == "none" else g * grad
+
+        gk.gradcheck(forward, backward, z)
+
+
+def test_extreme_logits_give_finite_loss_and_gradient(bk, dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, -1e4], [-1e4, -1e4, -1e4]], dtype)
+    labels = np.array([1, 1, 2])
+    with np.errstate(all="raise"):
+        loss, grad = bk.softmax_cross_entropy(z, labels, label_smoothing=0.1, reduction="none")
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
+    assert_close(loss[0], 0.9 * 2e4 + 0.1 / 3 * (2e4 + 1e4 + 0), dtype)
+    assert_close(grad[0], [1 - 0.1 / 3, -0.9 - 0.1 / 3, -0.1 / 3], dtype)
+
+
+def test_nan_logits_poison_only_their_row(bk, dtype):
+    z = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, 2.0]], dtype)
+    loss, grad = bk.softmax_cross_entropy(z, np.array([0, 1]), reduction="none")
+    assert np.isnan(loss[0]) and np.all(np.isnan(grad[0]))
+    assert np.isfinite(loss[1]) and np.all(np.isfinite(grad[1]))
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_cross_entropy_layouts(bk, dtype, rng, kind):
+    z, labels, weight, q = _problem(rng, dtype)
+    for targets in (labels, q):
+        loss, grad = bk.softmax_cross_entropy(z, targets, weight=weight)
+        got_loss, got_grad = bk.softmax_cross_entropy(layout(z, kind), layout(targets, kind), weight=layout(weight, kind))
+        assert got_loss == loss
+        np.testing.assert_array_equal(got_grad, grad)
+
+
+def test_gradient_in_place_into_the_logits(bk, dtype, rng):
+    z, labels, weight, q = _problem(rng, dtype)
+    for targets in (labels, q):
+        logits = z.copy()
+        loss, grad = bk.softmax_cross_entropy(z, targets, weight=weight, label_smoothing=0.1)
+        got_loss, got_grad = bk.softmax_cross_entropy(logits, targets, weight=weight, label_smoothing=0.1, out=logits)
+        assert got_grad is logits and got_loss == loss
+        np.testing.assert_array_equal(logits, grad)
+
+
+def test_gradient_into_a_strided_out(bk, dtype, rng):
+    z, labels, _, _ = _problem(rng, dtype)
+    out = np.empty((z.shape[0], 2 * z.shape[1]), dtype)[:, ::2]
+    _, grad = bk.softmax_cross_entropy(z, labels, out=out)
+    assert grad is out
+    np.testing.assert_array_equal(out, bk.softmax_cross_entropy(z, labels)[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# sigmoid + binary cross-entropy, MSE
+
+
+def _bce_expected(z, t, reduction):
+    loss, grad = oracle.bce_with_logits(z, t)
+    return oracle.reduce_elementwise(loss, grad, reduction)
+
+
+def _mse_expected(y, t, reduction):
+    d = oracle.f64(y) - oracle.f64(t)
+    return oracle.reduce_elementwise(d * d, 2 * d, reduction)
+
+
+ELEMENTWISE_LOSSES = {
+    "sigmoid_binary_cross_entropy": (lambda r, shape: r.uniform(0, 1, shape), _bce_expected),
+    "mse": (lambda r, shape: r.standard_normal(shape), _mse_expected),
+}
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE_LOSSES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(), (1,), (9,), (4, 6), (2, 3, 4), (0,), (3, 0)], ids=str)
+def test_elementwise_losses_match_closed_form(bk, dtype, rng, name, reduction, shape):
+    make_target, expected = ELEMENTWISE_LOSSES[name]
+    z = (3 * rng.standard_normal(shape)).astype(dtype)
+    t = make_target(rng, shape).astype(dtype)
+    with unchanged(z, t):
+        loss, grad = getattr(bk, name)(z, t, reduction=reduction)
+    want_loss, want_grad = expected(z, t, reduction)
+    _check_scalar_loss(loss, dtype, reduction)
+    assert grad.shape == shape and grad.dtype == dtype
+    if reduction == "none":
+        assert loss.shape == shape and loss.dtype == dtype
+    if reduction == "mean" and z.size == 0:
+        assert np.isnan(loss)
+    else:
+        assert_close(loss, want_loss, dtype)
+    assert_close(grad, want_grad, dtype)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE_LOSSES)
+def test_elementwise_losses_against_finite_differences(bk, rng, name):
+    make_target, _ = ELEMENTWISE_LOSSES[name]
+    z, t = 2 * rng.standard_normal((3, 4)), make_target(rng, (3, 4))
+    fn = getattr(bk, name)
+    for reduction in REDUCTIONS:
+        gk.gradcheck(lambda a, r=reduction: fn(a, t, reduction=r)[0],
+                     lambda g, a, r=reduction: g * fn(a, t, reduction=r)[1], z)
+
+
+def test_bce_is_stable_for_extreme_logits(bk, dtype):
+    z = np.array([1e4, -1e4, 1e4, -1e4, 80.0, -80.0], dtype)
+    t = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0], dtype)
+    with np.errstate(all="raise"):
+        loss, grad = bk.sigmoid_binary_cross_entropy(z, t, reduction="none")
+    assert_close(loss, [0, 0, 1e4, 1e4, math.log1p(math.exp(-80)), math.log1p(math.exp(-80))], dtype)
+    assert_close(grad, [0, 0, 1, -1, -math.exp(-80), math.exp(-80)], dtype, scale=1.0)
+
+
+def test_bce_nan_propagates(bk, dtype):
+    loss, grad = bk.sigmoid_binary_cross_entropy(np.array([np.nan, 0.0], dtype), np.array([1.0, 0.5], dtype), reduction="none")
+    assert np.isnan(loss[0]) and np.isnan(grad[0]) and np.isfinite(loss[1])
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE_LOSSES)
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_elementwise_loss_layouts_and_in_place(bk, dtype, rng, name, kind):
+    make_target, _ = ELEMENTWISE_LOSSES[name]
+    z, t = (2 * rng.standard_normal((5, 6))).astype(dtype), make_target(rng, (5, 6)).astype(dtype)
+    fn = getattr(bk, name)
+    loss, grad = fn(z, t, reduction="none")
+    got_loss, got_grad = fn(layout(z, kind), layout(t, "C" if kind == "F" else "F"), reduction="none")
+    np.testing.assert_array_equal(got_loss, loss)
+    np.testing.assert_array_equal(got_grad, grad)
+    sum_loss, _ = fn(z, t, reduction="sum")
+    zc = z.copy()
+    got_sum, got_grad = fn(zc, t, reduction="sum", out=zc)
+    assert got_grad is zc and got_sum == sum_loss
+    np.testing.assert_array_equal(zc, grad)
+
+
+def test_mean_is_over_all_elements(bk, dtype, rng):
+    y, t = rng.standard_normal((4, 5)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    mean, dmean = bk.mse(y, t)
+    total, dsum = bk.mse(y, t, reduction="sum")
+    assert_close(mean, total / 20, dtype)
+    assert_close(dmean, dsum / 20, dtype)
