@@ -88,8 +88,10 @@ def info(_args) -> int:
     return 0
 
 
-def _fmt(ratio) -> str:
-    return "ref" if ratio is None else f"{ratio:.3g}"
+def _fmt(ratio, is_reference=False) -> str:
+    if ratio is None:
+        return "ref" if is_reference else "-"
+    return f"{ratio:.3g}"
 
 
 def check(args) -> int:
@@ -104,10 +106,9 @@ def check(args) -> int:
     width = max(len(r.op) for r in rows)
     print(f"{'op':<{width}}  {'backend':<7}  {'dtype':<7}  {'forward':>8}  {'backward':>8}  {'fd':>8}  result")
     for r in rows:
-        fd = "-" if r.finite_differences is None and r.dtype != "float64" else _fmt(r.finite_differences)
         result = "ok" if r.ok else f"FAIL {r.note}".rstrip()
-        print(f"{r.op:<{width}}  {r.backend:<7}  {r.dtype:<7}  {_fmt(r.forward):>8}  {_fmt(r.backward):>8}  "
-              f"{fd:>8}  {result}")
+        print(f"{r.op:<{width}}  {r.backend:<7}  {r.dtype:<7}  {_fmt(r.forward, r.is_reference):>8}  "
+              f"{_fmt(r.backward, r.is_reference):>8}  {_fmt(r.finite_differences):>8}  {result}")
     failed = sum(not r.ok for r in rows)
     print()
     print(f"{len(rows) - failed} passed, {failed} failed")

@@ -9,7 +9,8 @@ out as the kernel expects before calling it (see `gradkernels._ops`):
 - linear kernels get C- or Fortran-contiguous 2-D arrays (BLAS reads either) and C-contiguous
   outputs,
 - no kernel is called with a zero-size array,
-- an output may be the very array of an input (in-place), never a partial overlap of one.
+- an elementwise or row kernel's output may be the very array of an input (in-place), never a
+  partial overlap of one; a linear kernel's outputs never overlap its inputs.
 """
 
 import contextlib
@@ -23,6 +24,8 @@ import types
 from typing import Callable, Iterator
 
 import numpy
+
+from ._validate import integer_scalar
 
 KERNELS = (
     "relu_forward",
@@ -197,8 +200,7 @@ _num_threads = MAX_THREADS
 def set_num_threads(n: int) -> None:
     """Threads for the parallel backends' kernels, 1 to the number of cores this process may use."""
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    n = integer_scalar("n", n)
     if not 1 <= n <= MAX_THREADS:
         raise ValueError(f"n must be between 1 and {MAX_THREADS} (the cores this process may use), got {n}")
     _num_threads = n

@@ -5,10 +5,6 @@ import dataclasses
 import numpy as np
 
 
-class GradcheckError(AssertionError):
-    """A backward disagrees with the finite differences of its forward."""
-
-
 @dataclasses.dataclass(frozen=True)
 class GradcheckReport:
     """The worst element over all checked inputs: `ratio` is its error over the allowed error (≤ 1 passes)."""
@@ -18,6 +14,14 @@ class GradcheckReport:
     analytic: float
     numeric: float
     ratio: float
+
+
+class GradcheckError(AssertionError):
+    """A backward disagrees with the finite differences of its forward; `report` is the worst element."""
+
+    def __init__(self, message: str, report: GradcheckReport):
+        super().__init__(message)
+        self.report = report
 
 
 def _as_input(i: int, value):
@@ -93,6 +97,7 @@ def gradcheck(forward, backward, *inputs, eps=1e-6, atol=1e-8, rtol=1e-6, seed=0
         raise GradcheckError(
             f"gradient of input {worst.input} at index {worst.index}: analytic {worst.analytic!r}, "
             f"numeric {worst.numeric!r}, |error| {abs(worst.analytic - worst.numeric):.3g} "
-            f"> atol + rtol*|numeric| = {atol + rtol * abs(worst.numeric):.3g}"
+            f"> atol + rtol*|numeric| = {atol + rtol * abs(worst.numeric):.3g}",
+            worst,
         )
     return worst

@@ -32,15 +32,18 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     return a.ctypes.data == b.ctypes.data and a.nbytes == b.nbytes
 
 
-def _output_buffer(result: np.ndarray, order: str, inputs) -> tuple[np.ndarray, bool]:
+def _output_buffer(result: np.ndarray, order: str, inputs, *, in_place_ok=True) -> tuple[np.ndarray, bool]:
     """`result` itself when the kernel may write it directly, else a scratch buffer to copy back from.
 
-    The inputs are contiguous in `order`; an output that is the very memory of an input is fine
-    (kernels read each element before writing it), a partial overlap is not.
+    The inputs are contiguous in `order`. With `in_place_ok`, an output that is the very memory of
+    an input is fine (elementwise and row kernels read each element before writing it); a partial
+    overlap never is, nor any overlap for a GEMM, which reads its inputs while writing.
     """
     contiguous = result.flags.c_contiguous if order == "C" else result.flags.f_contiguous
     if contiguous and not any(
-        isinstance(a, np.ndarray) and np.may_share_memory(result, a) and not _same_memory(result, a)
+        isinstance(a, np.ndarray)
+        and np.may_share_memory(result, a)
+        and not (in_place_ok and _same_memory(result, a))
         for a in inputs
     ):
         return result, True
@@ -350,7 +353,7 @@ def linear(kernels, x, w, b=None, *, out=None):
         result[...] = 0 if b is None else b
         return result
     x, w = _blas_ready(x), _blas_ready(w)
-    buf, direct = _output_buffer(result, "C", (x, w, b))
+    buf, direct = _output_buffer(result, "C", (x, w, b), in_place_ok=False)
     kernels.linear_forward(buf, x, w, b)
     if not direct:
         np.copyto(result, buf)

@@ -121,10 +121,11 @@ class Row:
     op: str
     backend: str
     dtype: str
-    forward: float | None  # error / tolerance against the reference; None where the row is the reference
+    forward: float | None  # error / tolerance against the reference; None where not compared
     backward: float | None
     finite_differences: float | None  # gradcheck's worst ratio (float64 only)
     note: str = ""
+    is_reference: bool = False  # the float64 NumPy backend is the reference itself
 
     @property
     def ok(self) -> bool:
@@ -155,10 +156,10 @@ def check_case(case: Case, backend_name: str, dtype, seed: int = 0) -> Row:
                 seed=seed + 1, **GRADCHECK_TOLERANCES,
             ).ratio
     except GradcheckError as exc:
-        note = f"finite differences: {exc}"
+        fd_ratio, note = exc.report.ratio, f"finite differences: {exc}"
     except Exception as exc:  # a crashing op is a failed row, and the table goes on
         note = f"{type(exc).__name__}: {exc}"
-    return Row(case.name, backend_name, dtype.name, forward_ratio, backward_ratio, fd_ratio, note)
+    return Row(case.name, backend_name, dtype.name, forward_ratio, backward_ratio, fd_ratio, note, is_reference)
 
 
 # MATH.md §6: a one-hidden-layer regression net with the bias folded into the inputs.

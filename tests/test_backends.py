@@ -1,0 +1,204 @@
+import inspect
+import threading
+import types
+
+import numpy as np
+import pytest
+
+import gradkernels as gk
+from gradkernels import _backends, _ops
+from gradkernels.reference import __all__ as reference_kernels
+from helpers import layout
+
+
+def test_backends_reports_every_backend():
+    info = gk.backends()
+    assert set(info) == {"numpy", "numba", "c"}
+    for name, entry in info.items():
+        assert set(entry) == {"available", "reason", "version", "threads"}
+        assert isinstance(entry["available"], bool)
+        assert (entry["reason"] is None) == entry["available"], name
+        assert isinstance(entry["threads"], int)
+    assert info["numpy"]["available"] and info["numpy"]["version"] == np.__version__
+
+
+def test_default_is_auto_and_auto_resolves_to_an_available_backend():
+    assert gk.get_backend() == "auto"
+    assert gk.backend("auto").name in [n for n, b in gk.backends().items() if b["available"]]
+
+
+def test_set_backend_and_use_backend():
+    try:
+        gk.set_backend("numpy")
+        assert gk.get_backend() == "numpy"
+        with gk.use_backend("auto"):
+            assert gk.get_backend() == "auto"
+            with gk.use_backend("numpy"):
+                assert gk.get_backend() == "numpy"
+            assert gk.get_backend() == "auto"
+        assert gk.get_backend() == "numpy"
+    finally:
+        gk.set_backend("auto")
+
+
+def test_use_backend_is_local_to_its_thread():
+    seen = {}
+    inside, release = threading.Event(), threading.Event()
+
+    def worker():
+        with gk.use_backend("numpy"):
+            seen["worker"] = gk.get_backend()
+            inside.set()
+            release.wait(5)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    inside.wait(5)
+    seen["main"] = gk.get_backend()
+    release.set()
+    t.join()
+    assert seen == {"worker": "numpy", "main": "auto"}
+
+
+def test_unknown_and_unavailable_backends():
+    with pytest.raises(ValueError, match="unknown backend 'cuda'; choose one of 'numpy', 'numba', 'c', 'auto'"):
+        gk.set_backend("cuda")
+    with pytest.raises(TypeError, match="backend name must be a str, got int"):
+        gk.backend(3)
+    for name, entry in gk.backends().items():
+        if not entry["available"]:
+            with pytest.raises(RuntimeError, match=f"backend '{name}' is not available: "):
+                gk.set_backend(name)
+            with pytest.raises(RuntimeError, match=f"backend '{name}' is not available: "):
+                gk.backend(name)
+            with pytest.raises(RuntimeError):
+                with gk.use_backend(name):
+                    pass
+    assert gk.get_backend() == "auto"
+
+
+def test_every_public_op_exists_with_one_signature_everywhere(bk):
+    for name, impl in _ops.OPS.items():
+        public = getattr(gk, name)
+        assert name in gk.__all__
+        expected = list(inspect.signature(impl).parameters.values())[1:]
+        assert list(inspect.signature(public).parameters.values()) == expected, name
+        assert inspect.signature(getattr(bk, name)) == inspect.signature(public), name
+        assert public.__doc__ == impl.__doc__
+
+
+def test_every_backend_implements_the_kernel_contract():
+    reference_params = {n: list(inspect.signature(getattr(gk.reference, n)).parameters) for n in _backends.KERNELS}
+    assert sorted(reference_kernels) == sorted(_backends.KERNELS)
+    for name, entry in gk.backends().items():
+        if entry["available"]:
+            kernels = _backends.info(name).kernels
+            for kernel in _backends.KERNELS:
+                params = list(inspect.signature(getattr(kernels, kernel)).parameters)
+                assert params == reference_params[kernel], (name, kernel)
+
+
+def test_num_threads():
+    n = gk.get_num_threads()
+    assert 1 <= n <= _backends.MAX_THREADS
+    try:
+        gk.set_num_threads(1)
+        assert gk.get_num_threads() == 1
+        gk.set_num_threads(np.int64(1))
+    finally:
+        gk.set_num_threads(n)
+    with pytest.raises(ValueError, match="n must be between 1 and"):
+        gk.set_num_threads(0)
+    with pytest.raises(ValueError, match="n must be between 1 and"):
+        gk.set_num_threads(_backends.MAX_THREADS + 1)
+    with pytest.raises(TypeError, match="n must be an int, got float"):
+        gk.set_num_threads(2.0)
+    with pytest.raises(TypeError, match="n must be an int, got bool"):
+        gk.set_num_threads(True)
+
+
+def test_results_are_bit_identical_across_calls(bk, rng):
+    z = rng.standard_normal((64, 33)).astype(np.float32)
+    labels = rng.integers(0, 33, 64)
+    first = bk.softmax_cross_entropy(z, labels, label_smoothing=0.1)
+    for _ in range(3):
+        again = bk.softmax_cross_entropy(z, labels, label_smoothing=0.1)
+        assert again[0] == first[0] and np.array_equal(again[1], first[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The API layer keeps the kernel contract that every backend relies on.
+
+OUTPUTS = {"relu_forward_mask": 2, "softmax_cross_entropy": 2, "softmax_cross_entropy_soft": 2,
+           "sigmoid_binary_cross_entropy": 2, "mse": 2, "linear_backward": 3}
+ROW_KERNELS = {"softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
+               "softmax_cross_entropy", "softmax_cross_entropy_soft"}
+LINEAR_KERNELS = {"linear_forward", "linear_backward"}
+
+
+def _spy(calls):
+    def wrap(name, kernel):
+        def checked(*args):
+            calls.append(name)
+            arrays = [x for x in args if isinstance(x, np.ndarray)]
+            n_out = OUTPUTS.get(name, 1)
+            outputs = [x for x in args[:n_out] if x is not None]
+            inputs = [x for x in args[n_out:] if isinstance(x, np.ndarray)]
+            assert all(x.size > 0 for x in outputs), f"{name} called with an empty output"
+            if name in LINEAR_KERNELS:
+                assert all(x.flags.c_contiguous for x in outputs)
+                assert all(x.flags.c_contiguous or x.flags.f_contiguous for x in inputs)
+                assert not any(np.may_share_memory(o, i) for o in outputs for i in inputs), f"{name}: overlap"
+            else:
+                assert all(x.flags.c_contiguous for x in arrays), f"{name}: non-contiguous array"
+                if name in ROW_KERNELS:
+                    assert args[0].ndim == 2 and all(x.shape == args[0].shape for x in inputs if x.ndim == 2)
+                else:
+                    assert all(x.ndim == 1 for x in arrays)
+                for o in outputs:
+                    for i in inputs:
+                        same = o.ctypes.data == i.ctypes.data and o.nbytes == i.nbytes
+                        assert same or not np.may_share_memory(o, i), f"{name}: partial overlap"
+            return kernel(*args)
+        return checked
+
+    ref = _backends.info("numpy").kernels
+    return types.SimpleNamespace(**{n: wrap(n, getattr(ref, n)) for n in _backends.KERNELS})
+
+
+@pytest.mark.parametrize("kind", ["C", "F", "strided", "reversed"])
+def test_api_layer_honours_the_kernel_contract(rng, kind):
+    calls = []
+    spy = _spy(calls)
+    x = layout(rng.standard_normal((4, 6)), kind)
+    t = layout(rng.uniform(size=(4, 6)), kind)
+    labels = np.array([0, 5, -100, 2])
+    ops = _ops.OPS
+    for name in ("relu", "relu_with_mask", "sigmoid", "tanh", "softmax", "log_softmax"):
+        ops[name](spy, x)
+        ops[name](spy, x.copy(), out=np.empty((4, 12))[:, ::2])
+        y = x.copy()
+        ops[name](spy, y, out=y)
+    ops["leaky_relu"](spy, x, 0.1)
+    ops["relu_backward_from_mask"](spy, x, ops["relu_with_mask"](spy, x)[1])
+    for name in ("relu_backward", "sigmoid_backward", "tanh_backward", "softmax_backward", "log_softmax_backward"):
+        ops[name](spy, x, t)
+        buf = rng.standard_normal(30)
+        ops[name](spy, buf[:24].reshape(4, 6), buf[6:].reshape(4, 6), out=buf[3:27].reshape(4, 6))
+    ops["leaky_relu_backward"](spy, x, t, 0.1)
+    z = x.copy()
+    ops["softmax_cross_entropy"](spy, z, labels, label_smoothing=0.1, out=z)
+    ops["softmax_cross_entropy"](spy, x, t)
+    ops["softmax_cross_entropy"](spy, np.empty((0, 6)), np.empty(0, int))
+    for reduction in ("mean", "none"):
+        ops["sigmoid_binary_cross_entropy"](spy, x, t, reduction=reduction)
+        ops["mse"](spy, x, t, reduction=reduction)
+        ops["mse"](spy, np.empty((0, 3)), np.empty((0, 3)), reduction=reduction)
+    w = layout(rng.standard_normal((6, 6)), kind)
+    sq = x[:, :4].copy() if kind != "F" else np.asfortranarray(x[:, :4])
+    ops["linear"](spy, x, w, np.ones(6))
+    ops["linear"](spy, sq, layout(rng.standard_normal((4, 4)), kind), out=sq)
+    ops["linear"](spy, np.empty((3, 0)), np.empty((0, 2)))
+    ops["linear_backward"](spy, t, x, w)
+    ops["linear_backward"](spy, np.empty((0, 6)), np.empty((0, 6)), w)
+    assert set(calls) == set(_backends.KERNELS)

@@ -1,0 +1,58 @@
+import subprocess
+import sys
+
+import numpy as np
+
+import gradkernels as gk
+from gradkernels import __main__ as cli
+from gradkernels import _backends
+
+
+def test_info_lists_versions_backends_and_cpu():
+    result = subprocess.run([sys.executable, "-m", "gradkernels", "info"], capture_output=True, text=True, check=True)
+    for needle in ("gradkernels", "numpy", "cpu features", "threads", "backend"):
+        assert needle in result.stdout
+    for name in gk.backends():
+        assert f"\n{name} " in result.stdout
+
+
+def test_check_passes_and_prints_a_table():
+    result = subprocess.run([sys.executable, "-m", "gradkernels", "check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "softmax_cross_entropy" in result.stdout and "worked example" in result.stdout
+    assert result.stdout.rstrip().endswith(" 0 failed")
+
+
+def test_check_fails_when_a_kernel_is_wrong(monkeypatch, capsys):
+    kernels = _backends.info("numpy").kernels
+    correct = kernels.sigmoid_backward
+
+    def off_by_a_little(dx, dy, y):
+        correct(dx, dy, y)
+        dx *= 1.001
+
+    monkeypatch.setattr(kernels, "sigmoid_backward", off_by_a_little)
+    assert cli.main(["check", "--backend", "numpy"]) == 1
+    out = capsys.readouterr().out
+    failing = [line for line in out.splitlines() if "FAIL" in line]
+    # the op itself, and the worked example that composes it; nothing else
+    assert failing and all(line.startswith(("sigmoid ", "worked example")) for line in failing)
+
+
+def test_check_reports_a_crashing_op_as_a_failed_row(monkeypatch, capsys):
+    kernels = _backends.info("numpy").kernels
+
+    def broken(*args):
+        raise np.linalg.LinAlgError("boom")
+
+    monkeypatch.setattr(kernels, "linear_forward", broken)
+    assert cli.main(["check", "--dtype", "float32"]) == 1
+    assert "LinAlgError: boom" in capsys.readouterr().out
+
+
+def test_check_refuses_an_unavailable_backend(capsys):
+    unavailable = [n for n, b in gk.backends().items() if not b["available"]]
+    if not unavailable:
+        return
+    assert cli.main(["check", "--backend", unavailable[0]]) == 2
+    assert "is not available" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+import gradkernels as gk
+from helpers import LAYOUTS, assert_close, layout, unchanged
+
+
+def _problem(rng, dtype, n=6, d=4, h=3):
+    x = rng.standard_normal((n, d)).astype(dtype)
+    w = rng.standard_normal((d, h)).astype(dtype)
+    b = rng.standard_normal(h).astype(dtype)
+    dy = rng.standard_normal((n, h)).astype(dtype)
+    return x, w, b, dy
+
+
+def _f64(*arrays):
+    return [np.asarray(a, np.float64) for a in arrays]
+
+
+@pytest.mark.parametrize("n,d,h", [(6, 4, 3), (1, 1, 1), (33, 17, 9)])
+def test_forward_and_backward_match_closed_form(bk, dtype, rng, n, d, h):
+    x, w, b, dy = _problem(rng, dtype, n, d, h)
+    x64, w64, b64, dy64 = _f64(x, w, b, dy)
+    with unchanged(x, w, b, dy):
+        y, y_nobias = bk.linear(x, w, b), bk.linear(x, w)
+        dx, dw, db = bk.linear_backward(dy, x, w)
+    assert y.dtype == dx.dtype == dw.dtype == db.dtype == dtype
+    assert_close(y, x64 @ w64 + b64, dtype)
+    assert_close(y_nobias, x64 @ w64, dtype)
+    assert_close(dx, dy64 @ w64.T, dtype)
+    assert_close(dw, x64.T @ dy64, dtype)
+    assert_close(db, dy64.sum(0), dtype)
+
+
+def test_without_bias_db_is_none(bk, dtype, rng):
+    x, w, _, dy = _problem(rng, dtype)
+    dx, dw, db = bk.linear_backward(dy, x, w, with_bias=False)
+    assert db is None
+    dx2, dw2, _ = bk.linear_backward(dy, x, w)
+    np.testing.assert_array_equal(dx, dx2)
+    np.testing.assert_array_equal(dw, dw2)
+
+
+def test_against_finite_differences(bk, rng):
+    x, w, b, _ = _problem(rng, np.float64)
+    gk.gradcheck(bk.linear, lambda g, x_, w_, b_: bk.linear_backward(g, x_, w_), x, w, b)
+    gk.gradcheck(bk.linear, lambda g, x_, w_: bk.linear_backward(g, x_, w_, with_bias=False)[:2], x, w)
+
+
+@pytest.mark.parametrize("kind", LAYOUTS)
+def test_layouts(bk, dtype, rng, kind):
+    x, w, b, dy = _problem(rng, dtype)
+    y = bk.linear(x, w, b)
+    grads = bk.linear_backward(dy, x, w)
+    assert_close(bk.linear(layout(x, kind), layout(w, kind), layout(b, kind)), y, dtype)
+    for got, want in zip(bk.linear_backward(layout(dy, kind), layout(x, kind), layout(w, kind)), grads):
+        assert_close(got, want, dtype)
+
+
+def test_out_receives_the_result(bk, dtype, rng):
+    x, w, b, _ = _problem(rng, dtype)
+    expected = bk.linear(x, w, b)
+    for out in (np.empty((6, 3), dtype), np.empty((6, 3), dtype, order="F"), np.empty((6, 6), dtype)[:, ::2]):
+        assert bk.linear(x, w, b, out=out) is out
+        assert_close(out, expected, dtype)
+
+
+def test_out_overlapping_an_input_is_still_correct(bk, dtype, rng):
+    x = rng.standard_normal((4, 4)).astype(dtype)
+    w = rng.standard_normal((4, 4)).astype(dtype)
+    expected = bk.linear(x, w)
+    bk.linear(x, w, out=x)  # BLAS must not read x while writing it
+    assert_close(x, expected, dtype)
+
+
+@pytest.mark.parametrize("n,d,h", [(0, 3, 2), (4, 0, 2), (4, 3, 0), (0, 0, 0)])
+def test_degenerate_shapes(bk, dtype, rng, n, d, h):
+    x, w, b, dy = _problem(rng, dtype, n, d, h)
+    y = bk.linear(x, w, b)
+    assert y.shape == (n, h)
+    assert_close(y, np.broadcast_to(b.astype(np.float64), (n, h)) + (x.astype(float) @ w.astype(float)), dtype)
+    dx, dw, db = bk.linear_backward(dy, x, w)
+    assert (dx.shape, dw.shape, db.shape) == ((n, d), (d, h), (h,))
+    assert np.all(dx == 0) and np.all(dw == 0)
+    assert_close(db, dy.astype(np.float64).sum(0), dtype)
+
+
+def test_bias_sum_is_accurate_in_float32(bk, rng):
+    # 100,000 rows of float32: a float32 running sum would be off by ~1e-3 relative
+    dy = (1 + 1e-3 * rng.standard_normal((100_000, 2))).astype(np.float32)
+    x, w = np.ones((100_000, 1), np.float32), np.ones((1, 2), np.float32)
+    _, _, db = bk.linear_backward(dy, x, w)
+    assert_close(db, dy.astype(np.float64).sum(0), np.float32)
