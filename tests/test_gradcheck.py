@@ -65,3 +65,15 @@ def test_backward_returning_the_wrong_shape_or_count_is_an_error():
         gk.gradcheck(lambda v: v @ v, lambda g, v: np.ones(2), x)
     with pytest.raises(ValueError, match="2 gradients for 1 inputs"):
         gk.gradcheck(lambda v: v @ v, lambda g, v: (v, v), x)
+
+
+def test_the_documented_tolerances_reject_real_errors():
+    # The suite's tolerances come from one table; this pins that table to what README documents,
+    # so loosening it cannot go unnoticed.
+    from gradkernels._selftest import TOLERANCES, error_ratio
+
+    assert TOLERANCES[np.dtype(np.float32)] == {"rtol": 5e-6, "atol": 5e-7}
+    assert TOLERANCES[np.dtype(np.float64)] == {"rtol": 1e-12, "atol": 1e-13}
+    assert error_ratio(np.float32(1.0001), 1.0, np.float32) > 1
+    assert error_ratio(1.0 + 1e-10, 1.0, np.float64) > 1
+    assert error_ratio(np.float32(1.000001), 1.0, np.float32) <= 1

@@ -227,6 +227,17 @@ def test_bce_is_stable_for_extreme_logits(bk, dtype):
     assert_close(grad, [0, 0, 1, -1, -math.exp(-80), math.exp(-80)], dtype, scale=1.0)
 
 
+def test_bce_is_accurate_when_the_loss_is_tiny(bk, dtype):
+    # log1p(e), not log(1 + e): for a confident, correct prediction the loss is far below 1 and
+    # must keep its relative accuracy (log(1 + e) would return 0 at z = 40 in float64).
+    z = np.array([20.0, -20.0, 40.0], dtype)
+    t = np.array([1.0, 0.0, 1.0], dtype)
+    loss, _ = bk.sigmoid_binary_cross_entropy(z, t, reduction="none")
+    expected = np.array([math.log1p(math.exp(-20)), math.log1p(math.exp(-20)), math.log1p(math.exp(-40))])
+    assert np.all(loss > 0)
+    assert_close(loss, expected, dtype, scale=0.0)
+
+
 def test_bce_nan_propagates(bk, dtype):
     loss, grad = bk.sigmoid_binary_cross_entropy(np.array([np.nan, 0.0], dtype), np.array([1.0, 0.5], dtype), reduction="none")
     assert np.isnan(loss[0]) and np.isnan(grad[0]) and np.isfinite(loss[1])
