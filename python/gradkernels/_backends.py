@@ -61,11 +61,21 @@ class BackendInfo:
     kernels: types.SimpleNamespace | None
     reason: str | None
     version: str | None
-    threads: int
+    parallel: bool = False  # whether its kernels follow set_num_threads
 
     @property
     def available(self) -> bool:
         return self.kernels is not None
+
+    @property
+    def threads(self) -> int:
+        if not self.available:
+            return 0
+        return get_num_threads() if self.parallel else 1
+
+
+def _namespace(module) -> types.SimpleNamespace:
+    return types.SimpleNamespace(**{name: getattr(module, name) for name in KERNELS})
 
 
 def _ieee_quiet(kernel: Callable) -> Callable:
@@ -83,25 +93,29 @@ def _ieee_quiet(kernel: Callable) -> Callable:
 def _load_numpy() -> BackendInfo:
     from . import reference
 
-    kernels = types.SimpleNamespace(**{name: _ieee_quiet(getattr(reference, name)) for name in KERNELS})
     # NumPy's ufuncs run on one thread; its BLAS (linear layers) keeps its own pool.
-    return BackendInfo("numpy", kernels, None, numpy.__version__, 1)
+    kernels = types.SimpleNamespace(**{name: _ieee_quiet(getattr(reference, name)) for name in KERNELS})
+    return BackendInfo("numpy", kernels, None, numpy.__version__)
 
 
 def _load_numba() -> BackendInfo:
     try:
         numba = importlib.import_module("numba")
-    except ImportError:
-        return BackendInfo("numba", None, "numba is not installed", None, 0)
-    return BackendInfo("numba", None, "this version of gradkernels has no Numba kernels yet", numba.__version__, 0)
+    except ImportError as exc:
+        return BackendInfo("numba", None, f"numba is not installed ({exc})", None)
+    if numba.config.DISABLE_JIT:
+        return BackendInfo("numba", None, "NUMBA_DISABLE_JIT is set: the kernels would run as plain Python", numba.__version__)
+    from . import kernels
+
+    return BackendInfo("numba", _namespace(kernels), None, numba.__version__, parallel=True)
 
 
 def _load_c() -> BackendInfo:
     try:
         importlib.import_module("gradkernels._ckernels")
     except ImportError as exc:
-        return BackendInfo("c", None, f"the C extension failed to import: {exc}", None, 0)
-    return BackendInfo("c", None, "the C extension is built but has no kernels yet", None, 0)
+        return BackendInfo("c", None, f"the C extension failed to import: {exc}", None)
+    return BackendInfo("c", None, "the C extension is built but has no kernels yet", None)
 
 
 _LOADERS: dict[str, Callable[[], BackendInfo]] = {"numpy": _load_numpy, "numba": _load_numba, "c": _load_c}

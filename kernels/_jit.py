@@ -1,0 +1,50 @@
+"""How every Numba kernel is compiled and parallelised, in one place."""
+
+import numba
+
+from .._backends import get_num_threads
+
+# Two flag sets, one rule. A loop that writes arrays is compiled exactly as written (no fastmath):
+# when its output aliases an input, LLVM's runtime alias check sends it down the scalar loop
+# instead of the vector one, and only IEEE-exact code gives both the same bits. A loop that only
+# reads and reduces has no alias check and one path, so it may reassociate, which is what lets a
+# floating-point sum vectorize. Never "nnan"/"ninf": NaN and Inf keep their IEEE meaning.
+WRITE_FASTMATH: set[str] = set()
+REDUCE_FASTMATH = {"reassoc"}
+
+# error_model="numpy": division by zero gives IEEE inf/NaN instead of a Python exception, which is
+# the semantics the formulas want, and removes a branch that stops vectorization.
+_OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+# Elements per parallel task. Fixed, not derived from the thread count, so that per-chunk partial
+# sums, and hence results, are the same for every thread count.
+CHUNK = 1 << 16
+
+# Below these sizes a parallel launch (a few microseconds) costs more than it saves; measured on
+# a 2-core Zen 5 VM (README, Performance).
+PARALLEL_MIN_ELEMENTS = 1 << 15
+PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL = 1 << 13
+
+
+def kernel(fn):
+    """A serial kernel that writes: no Python objects, the GIL released, compiled per dtype, cached."""
+    return numba.njit(fastmath=WRITE_FASTMATH, **_OPTIONS)(fn)
+
+
+def parallel_kernel(fn):
+    return numba.njit(fastmath=WRITE_FASTMATH, parallel=True, **_OPTIONS)(fn)
+
+
+def reduction(fn):
+    """A read-only loop that returns sums: reassociation lets LLVM keep one partial sum per lane."""
+    return numba.njit(fastmath=REDUCE_FASTMATH, **_OPTIONS)(fn)
+
+
+def go_parallel(size: int, threshold: int = PARALLEL_MIN_ELEMENTS) -> bool:
+    """Whether a call of `size` elements should run on several threads; if so, sets Numba's count
+    for this calling thread to gradkernels.get_num_threads()."""
+    threads = get_num_threads()
+    if threads < 2 or size < threshold:
+        return False
+    numba.set_num_threads(threads)
+    return True

@@ -1,0 +1,184 @@
+"""Elementary functions that LLVM can vectorize, since PyPI's Numba has no vector math library.
+
+Each is branch-free (selects, not jumps): range reduction, a polynomial, a rescaling by a power of
+two built from its bit pattern. All are compiled without fastmath, so they are evaluated exactly as
+written wherever they are inlined. Float32 and float64 share the algorithms; only the constants and
+the polynomial degree differ, chosen per type at compile time through `overload`.
+
+Worst errors against a correctly rounded reference, over the whole input range (tests/test_vmath.py
+measures them; README, Accuracy):
+  exp: 1.1 ulp (float32), 0.9 ulp (float64); NaN -> NaN, +Inf -> +Inf, -Inf -> 0, overflow -> +Inf,
+       gradual underflow to subnormals and 0.
+  tanh, sigmoid, log1p on [0, 1]: see the tests for the measured bounds.
+"""
+
+import collections
+import decimal
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
+
+from ._jit import kernel
+
+decimal.getcontext().prec = 50
+_LN2 = decimal.Decimal(2).ln()
+
+
+Constants = collections.namedtuple(
+    "Constants", "log2e ln2 ln2_hi ln2_lo lo hi expm1_poly atanh_poly sqrt2 zero half one two")
+
+
+def _constants(dtype, taylor_degree, atanh_degree):
+    dt = dtype.type
+    info = np.finfo(dtype)
+    # ln 2 = hi + lo with n * hi exact for every n the reduction meets (hi has trailing zeros);
+    # lo from a 50-digit ln 2, so the reduction keeps full precision near the overflow bound.
+    ln2_hi = {4: 0.693145751953125, 8: float.fromhex("0x1.62e42fee00000p-1")}[dtype.itemsize]
+    return Constants(
+        log2e=dt(1 / math.log(2)),
+        ln2=dt(math.log(2)),
+        ln2_hi=dt(ln2_hi),
+        ln2_lo=dt(float(_LN2 - decimal.Decimal(ln2_hi))),
+        # exp's argument is clamped so that 2**n stays a product of two normal powers of two
+        lo=dt(-2 * (info.maxexp - 2) * math.log(2)),
+        hi=dt(2 * (info.maxexp - 1) * math.log(2)),
+        # exp(r) - 1 = r (1 + r/2! + r^2/3! + ...): Taylor on |r| <= ln(2)/2, highest order first
+        expm1_poly=tuple(dt(1 / math.factorial(k + 1)) for k in range(taylor_degree, -1, -1)),
+        # atanh(f) / f = 1 + f^2/3 + f^4/5 + ...: Taylor on |f| <= 0.1716, highest order first
+        atanh_poly=tuple(dt(1 / (2 * k + 1)) for k in range(atanh_degree, -1, -1)),
+        sqrt2=dt(math.sqrt(2)),
+        zero=dt(0),
+        half=dt(0.5),
+        one=dt(1),
+        two=dt(2),
+    )
+
+
+# Degrees chosen so that the truncation error is below half an ulp on the reduced interval.
+CONSTANTS = {
+    types.float32: _constants(np.dtype(np.float32), taylor_degree=6, atanh_degree=5),
+    types.float64: _constants(np.dtype(np.float64), taylor_degree=12, atanh_degree=10),
+}
+
+
+@intrinsic
+def maximum(typingctx, a, b):
+    """llvm.maxnum: the larger of a and b, the other one if either is NaN. Unlike Numba's max()
+    it is one instruction, so a max-reduction over a row vectorizes (15x faster here)."""
+    if a != b or a not in (types.float32, types.float64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [ty], ir.FunctionType(ty, [ty, ty]))
+        return builder.call(fn, args)
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def _pow2(typingctx, n):
+    """2.0**n for an integral float n in the normal exponent range, assembled from its bits."""
+    layout = {types.float32: (32, 23, 127), types.float64: (64, 52, 1023)}.get(n)
+    if layout is None:
+        return None
+    bits, mantissa_bits, bias = layout
+
+    def codegen(context, builder, signature, args):
+        int_type = ir.IntType(bits)
+        biased = builder.add(builder.fptosi(args[0], int_type), ir.Constant(int_type, bias))
+        shifted = builder.shl(biased, ir.Constant(int_type, mantissa_bits))
+        return builder.bitcast(shifted, context.get_value_type(signature.return_type))
+
+    return n(n), codegen
+
+
+def _reduced_exp(x):
+    """(q, s1, s2) with exp(x) = (1 + q) s1 s2 and q = expm1(r), |r| <= ln(2)/2; x not NaN."""
+
+
+def constants(x):
+    """The Constants of x's float type (float32 constants keep float32 arithmetic in float32)."""
+
+
+@overload(constants)
+def _constants_typed(x):
+    c = CONSTANTS.get(x)
+    if c is None:
+        return None
+    return lambda x: c
+
+
+def _horner(poly, x):
+    """poly[0] x^(d) + ... + poly[d], coefficients highest order first."""
+
+
+@overload(_horner, jit_options={"error_model": "numpy"})
+def _horner_typed(poly, x):
+    def impl(poly, x):
+        p = poly[0]
+        for k in range(1, len(poly)):
+            p = p * x + poly[k]
+        return p
+
+    return impl
+
+
+@overload(_reduced_exp, jit_options={"error_model": "numpy"})
+def _reduced_exp_typed(x):
+    def impl(x):
+        c = constants(x)
+        clamped = min(max(x, c.lo), c.hi)
+        n = np.floor(clamped * c.log2e + c.half)
+        r = (clamped - n * c.ln2_hi) - n * c.ln2_lo
+        n_low = np.floor(n * c.half)  # 2**n as two factors: overflow and underflow round once
+        return _horner(c.expm1_poly, r) * r, _pow2(n_low), _pow2(n - n_low)
+
+    return impl
+
+
+@kernel
+def exp(x):
+    q, s1, s2 = _reduced_exp(x)
+    y = ((q + 1) * s1) * s2
+    return y if x == x else x
+
+
+@kernel
+def expm1(x):
+    """e**x - 1 without cancellation near 0: 2**n expm1(r) + (2**n - 1)."""
+    q, s1, s2 = _reduced_exp(x)
+    scale = s1 * s2
+    y = q * scale + (scale - 1)
+    return y if x == x else x
+
+
+@kernel
+def tanh(x):
+    # tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)): no cancellation anywhere, exact limits at ±Inf.
+    c = constants(x)
+    m = expm1(-c.two * abs(x))
+    return math.copysign(-m / (c.two + m), x)
+
+
+@kernel
+def sigmoid(x):
+    # e = exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below.
+    c = constants(x)
+    e = exp(-abs(x))
+    return (c.one if x >= c.zero else e) / (c.one + e)
+
+
+@kernel
+def log1p_unit(x):
+    """log(1 + x) for 0 <= x <= 1 (and NaN), what sigmoid + BCE needs for log(1 + exp(-|z|))."""
+    c = constants(x)
+    u = c.one + x
+    correction = (x - (u - c.one)) / u  # the rounding of 1 + x, carried to first order
+    upper = u > c.sqrt2
+    m = u * c.half if upper else u  # m in [sqrt(2)/2, sqrt(2)]: log u = k ln 2 + log m
+    f = (m - c.one) / (m + c.one)  # log m = 2 atanh f, |f| <= 0.1716
+    return ((c.ln2 if upper else c.zero) + c.two * f * _horner(c.atanh_poly, f * f)) + correction

@@ -1,0 +1,222 @@
+"""Elementwise activations, Numba. Arrays are 1-D contiguous of one float dtype (the API layer
+sees to it); an output may be the very array of an input. Each op is a serial kernel over whole
+arrays, a parallel driver that runs it over fixed CHUNKs, and the entry point that picks one."""
+
+from numba import prange
+
+from . import _vmath
+from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, go_parallel, kernel, parallel_kernel
+
+# ---------------------------------------------------------------------------------------------
+# ReLU: the forward keeps NaN (as PyTorch does); the backwards select, so dx is dy or +0.
+
+
+@kernel
+def _relu(y, x):
+    zero = x.dtype.type(0)
+    for i in range(x.size):
+        v = x[i]
+        y[i] = zero if v <= zero else v
+
+
+@parallel_kernel
+def _relu_chunks(y, x):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _relu(y[s:e], x[s:e])
+
+
+def relu_forward(y, x):
+    (_relu_chunks if go_parallel(x.size) else _relu)(y, x)
+
+
+@kernel
+def _relu_mask(y, mask, x):
+    # Bit k of byte j is x[8j + k] > 0: np.packbits(x > 0, bitorder="little").
+    zero = x.dtype.type(0)
+    n = x.size
+    for j in range((n + 7) // 8):
+        bits = 0
+        for k in range(min(8, n - 8 * j)):
+            v = x[8 * j + k]
+            y[8 * j + k] = zero if v <= zero else v
+            bits |= (1 if v > zero else 0) << k
+        mask[j] = bits
+
+
+@parallel_kernel
+def _relu_mask_chunks(y, mask, x):
+    n = x.size  # CHUNK is a multiple of 8, so each chunk owns whole mask bytes
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _relu_mask(y[s:e], mask[s // 8 : (e + 7) // 8], x[s:e])
+
+
+def relu_forward_mask(y, mask, x):
+    (_relu_mask_chunks if go_parallel(x.size) else _relu_mask)(y, mask, x)
+
+
+@kernel
+def _relu_grad(dx, dy, y):
+    zero = dy.dtype.type(0)
+    for i in range(dy.size):
+        dx[i] = dy[i] if y[i] > zero else zero
+
+
+@parallel_kernel
+def _relu_grad_chunks(dx, dy, y):
+    n = dy.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _relu_grad(dx[s:e], dy[s:e], y[s:e])
+
+
+def relu_backward(dx, dy, y):
+    (_relu_grad_chunks if go_parallel(dy.size) else _relu_grad)(dx, dy, y)
+
+
+@kernel
+def _relu_grad_mask(dx, dy, mask):
+    zero = dy.dtype.type(0)
+    n = dy.size
+    for j in range((n + 7) // 8):
+        bits = mask[j]
+        for k in range(min(8, n - 8 * j)):
+            dx[8 * j + k] = dy[8 * j + k] if (bits >> k) & 1 else zero
+
+
+@parallel_kernel
+def _relu_grad_mask_chunks(dx, dy, mask):
+    n = dy.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _relu_grad_mask(dx[s:e], dy[s:e], mask[s // 8 : (e + 7) // 8])
+
+
+def relu_backward_mask(dx, dy, mask):
+    (_relu_grad_mask_chunks if go_parallel(dy.size) else _relu_grad_mask)(dx, dy, mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaky ReLU: y = x if x > 0 else a x; dx = dy if x > 0 else a dy.
+
+
+@kernel
+def _leaky_relu(y, x, negative_slope):
+    zero, a = x.dtype.type(0), x.dtype.type(negative_slope)
+    for i in range(x.size):
+        v = x[i]
+        y[i] = v if v > zero else a * v
+
+
+@parallel_kernel
+def _leaky_relu_chunks(y, x, negative_slope):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _leaky_relu(y[s:e], x[s:e], negative_slope)
+
+
+def leaky_relu_forward(y, x, negative_slope):
+    (_leaky_relu_chunks if go_parallel(x.size) else _leaky_relu)(y, x, negative_slope)
+
+
+@kernel
+def _leaky_relu_grad(dx, dy, x, negative_slope):
+    zero, a = x.dtype.type(0), x.dtype.type(negative_slope)
+    for i in range(x.size):
+        g = dy[i]
+        dx[i] = g if x[i] > zero else a * g
+
+
+@parallel_kernel
+def _leaky_relu_grad_chunks(dx, dy, x, negative_slope):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _leaky_relu_grad(dx[s:e], dy[s:e], x[s:e], negative_slope)
+
+
+def leaky_relu_backward(dx, dy, x, negative_slope):
+    (_leaky_relu_grad_chunks if go_parallel(x.size) else _leaky_relu_grad)(dx, dy, x, negative_slope)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sigmoid and tanh, with the vectorizable functions of _vmath.
+
+
+@kernel
+def _sigmoid(y, x):
+    for i in range(x.size):
+        y[i] = _vmath.sigmoid(x[i])
+
+
+@parallel_kernel
+def _sigmoid_chunks(y, x):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _sigmoid(y[s:e], x[s:e])
+
+
+def sigmoid_forward(y, x):
+    (_sigmoid_chunks if go_parallel(x.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL) else _sigmoid)(y, x)
+
+
+@kernel
+def _sigmoid_grad(dx, dy, y):
+    one = y.dtype.type(1)
+    for i in range(y.size):
+        v = y[i]
+        dx[i] = dy[i] * (v * (one - v))
+
+
+@parallel_kernel
+def _sigmoid_grad_chunks(dx, dy, y):
+    n = y.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _sigmoid_grad(dx[s:e], dy[s:e], y[s:e])
+
+
+def sigmoid_backward(dx, dy, y):
+    (_sigmoid_grad_chunks if go_parallel(y.size) else _sigmoid_grad)(dx, dy, y)
+
+
+@kernel
+def _tanh(y, x):
+    for i in range(x.size):
+        y[i] = _vmath.tanh(x[i])
+
+
+@parallel_kernel
+def _tanh_chunks(y, x):
+    n = x.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _tanh(y[s:e], x[s:e])
+
+
+def tanh_forward(y, x):
+    (_tanh_chunks if go_parallel(x.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL) else _tanh)(y, x)
+
+
+@kernel
+def _tanh_grad(dx, dy, y):
+    one = y.dtype.type(1)
+    for i in range(y.size):
+        v = y[i]
+        dx[i] = dy[i] * ((one - v) * (one + v))  # not 1 - v*v: exact subtraction near |v| = 1
+
+
+@parallel_kernel
+def _tanh_grad_chunks(dx, dy, y):
+    n = y.size
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _tanh_grad(dx[s:e], dy[s:e], y[s:e])
+
+
+def tanh_backward(dx, dy, y):
+    (_tanh_grad_chunks if go_parallel(y.size) else _tanh_grad)(dx, dy, y)

@@ -1,0 +1,182 @@
+"""Fused losses, Numba: the gradient (already multiplied by `grad_scale`) and the unreduced losses
+in one call; the API layer reduces. Formulas: gradkernels.reference.losses.
+
+Cross-entropy, per row: read-only passes for the max and the float64 sums, then one pass writing
+the gradient, which may overwrite the logits. Elementwise losses, per fixed CHUNK: a read-only pass
+sums the losses in float64 (before anything is written, as the gradient may overwrite the input),
+then one pass writes the gradient (and the losses) while the chunk is still in cache. Chunk sums
+are added in chunk order, the same for every thread count."""
+
+import math
+
+import numpy as np
+from numba import prange
+
+from . import _vmath
+from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, go_parallel, kernel, parallel_kernel
+from ._reductions import bce_loss_sum, row_max, soft_target_sums, squared_error_sum, sum_exp_and_weighted_shift, total
+from .softmax import parallel_rows
+
+# ---------------------------------------------------------------------------------------------
+# softmax + cross-entropy
+
+
+@kernel
+def _cross_entropy_row(dz, z, label, weight, weight_sum, smoothing, grad_scale):
+    """Writes the gradient row and returns the row's loss, with q = (1 - eps) onehot + eps / C:
+    loss = sum_j w_j q_j (lse - s_j), dz_j = (sum_k w_k q_k) p_j - w_j q_j, times grad_scale."""
+    m = row_max(z)
+    sum_exp, weighted_shift = sum_exp_and_weighted_shift(z, m, weight)
+    lse = math.log(sum_exp)
+    w_t = np.float64(weight[label])
+    uniform = smoothing / z.size
+    loss = (1.0 - smoothing) * w_t * (lse - (z[label] - m))
+    if smoothing > 0.0:
+        loss += uniform * (lse * weight_sum - weighted_shift)
+    t = z.dtype.type
+    p_scale = t(((1.0 - smoothing) * w_t + uniform * weight_sum) / sum_exp * grad_scale)
+    w_scale = t(uniform * grad_scale)
+    for j in range(z.size):
+        dz[j] = _vmath.exp(z[j] - m) * p_scale - weight[j] * w_scale
+    dz[label] -= t((1.0 - smoothing) * w_t * grad_scale)
+    return loss
+
+
+@kernel
+def _cross_entropy_one(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale, weight_sum, r):
+    if labels[r] == ignore_index:
+        dz[r, :] = 0
+        losses[r] = 0
+    else:
+        losses[r] = _cross_entropy_row(dz[r], z[r], labels[r], weight, weight_sum, smoothing, grad_scale)
+
+
+@kernel
+def _cross_entropy(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale):
+    weight_sum = total(weight)
+    for r in range(z.shape[0]):
+        _cross_entropy_one(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale, weight_sum, r)
+
+
+@parallel_kernel
+def _cross_entropy_rows(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale):
+    weight_sum = total(weight)
+    for r in prange(z.shape[0]):
+        _cross_entropy_one(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale, weight_sum, r)
+
+
+def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale):
+    run = _cross_entropy_rows if parallel_rows(z) else _cross_entropy
+    run(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale)
+
+
+@kernel
+def _soft_cross_entropy_row(dz, z, q, weight, smoothing, grad_scale):
+    """Class-probability targets: the same formulas with q' = (1 - eps) q + eps / C."""
+    m = row_max(z)
+    sum_exp, wq, wq_shift = soft_target_sums(z, m, q, weight, smoothing)
+    t = z.dtype.type
+    p_scale = t(wq / sum_exp * grad_scale)
+    q_scale, u_scale = t((1.0 - smoothing) * grad_scale), t(smoothing / z.size * grad_scale)
+    for j in range(z.size):
+        dz[j] = _vmath.exp(z[j] - m) * p_scale - weight[j] * (q[j] * q_scale + u_scale)
+    return math.log(sum_exp) * wq - wq_shift
+
+
+@kernel
+def _soft_cross_entropy(dz, losses, z, targets, weight, smoothing, grad_scale):
+    for r in range(z.shape[0]):
+        losses[r] = _soft_cross_entropy_row(dz[r], z[r], targets[r], weight, smoothing, grad_scale)
+
+
+@parallel_kernel
+def _soft_cross_entropy_rows(dz, losses, z, targets, weight, smoothing, grad_scale):
+    for r in prange(z.shape[0]):
+        losses[r] = _soft_cross_entropy_row(dz[r], z[r], targets[r], weight, smoothing, grad_scale)
+
+
+def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, grad_scale):
+    run = _soft_cross_entropy_rows if parallel_rows(z) else _soft_cross_entropy
+    run(dz, losses, z, targets, weight, label_smoothing, grad_scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# sigmoid + binary cross-entropy, MSE
+
+
+@kernel
+def _bce_chunk(dz, losses, z, t, grad_scale):
+    s = bce_loss_sum(z, t)
+    zero, one, g = z.dtype.type(0), z.dtype.type(1), z.dtype.type(grad_scale)
+    for i in range(z.size):
+        v, target = z[i], t[i]
+        e = _vmath.exp(-abs(v))
+        if losses is not None:
+            losses[i] = (max(v, zero) - v * target) + _vmath.log1p_unit(e)
+        dz[i] = ((one if v >= zero else e) / (one + e) - target) * g
+    return s
+
+
+@kernel
+def _bce(dz, losses, z, t, grad_scale):
+    n, s = z.size, 0.0
+    for c in range((n + CHUNK - 1) // CHUNK):
+        a, b = c * CHUNK, min(n, (c + 1) * CHUNK)
+        s += _bce_chunk(dz[a:b], None if losses is None else losses[a:b], z[a:b], t[a:b], grad_scale)
+    return s
+
+
+@parallel_kernel
+def _bce_chunks(dz, losses, z, t, grad_scale):
+    n = z.size
+    partial = np.empty((n + CHUNK - 1) // CHUNK)
+    for c in prange(partial.size):
+        a, b = c * CHUNK, min(n, (c + 1) * CHUNK)
+        partial[c] = _bce_chunk(dz[a:b], None if losses is None else losses[a:b], z[a:b], t[a:b], grad_scale)
+    s = 0.0
+    for c in range(partial.size):  # in chunk order: the same sum as _bce's
+        s += partial[c]
+    return s
+
+
+def sigmoid_binary_cross_entropy(dz, losses, z, targets, grad_scale):
+    run = _bce_chunks if go_parallel(z.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL) else _bce
+    return run(dz, losses, z, targets, grad_scale)
+
+
+@kernel
+def _mse_chunk(dpred, losses, pred, target, grad_scale):
+    s = squared_error_sum(pred, target)
+    g = pred.dtype.type(2.0 * grad_scale)
+    for i in range(pred.size):
+        d = pred[i] - target[i]
+        if losses is not None:
+            losses[i] = d * d
+        dpred[i] = d * g
+    return s
+
+
+@kernel
+def _mse(dpred, losses, pred, target, grad_scale):
+    n, s = pred.size, 0.0
+    for c in range((n + CHUNK - 1) // CHUNK):
+        a, b = c * CHUNK, min(n, (c + 1) * CHUNK)
+        s += _mse_chunk(dpred[a:b], None if losses is None else losses[a:b], pred[a:b], target[a:b], grad_scale)
+    return s
+
+
+@parallel_kernel
+def _mse_chunks(dpred, losses, pred, target, grad_scale):
+    n = pred.size
+    partial = np.empty((n + CHUNK - 1) // CHUNK)
+    for c in prange(partial.size):
+        a, b = c * CHUNK, min(n, (c + 1) * CHUNK)
+        partial[c] = _mse_chunk(dpred[a:b], None if losses is None else losses[a:b], pred[a:b], target[a:b], grad_scale)
+    s = 0.0
+    for c in range(partial.size):
+        s += partial[c]
+    return s
+
+
+def mse(dpred, losses, pred, target, grad_scale):
+    return (_mse_chunks if go_parallel(pred.size) else _mse)(dpred, losses, pred, target, grad_scale)
