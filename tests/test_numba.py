@@ -1,0 +1,240 @@
+"""What is particular to the Numba backend: how it compiles, caches, vectorizes and threads, and the
+accuracy of its elementary functions."""
+
+import importlib
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import gradkernels as gk
+
+if not gk.backends()["numba"]["available"]:
+    pytest.skip(f"numba backend: {gk.backends()['numba']['reason']}", allow_module_level=True)
+
+import numba  # noqa: E402
+from numba.core.registry import CPUDispatcher  # noqa: E402
+
+from gradkernels.kernels import _jit, _vmath  # noqa: E402
+
+MODULES = ["activations", "softmax", "losses", "linear", "_reductions", "_vmath"]
+
+
+def _dispatchers():
+    for module_name in MODULES:
+        module = importlib.import_module(f"gradkernels.kernels.{module_name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == module.__name__:
+                yield module_name, name, obj
+
+
+def test_every_jitted_function_uses_the_named_flag_sets():
+    seen = 0
+    for module_name, name, dispatcher in _dispatchers():
+        options = dispatcher.targetoptions
+        expected = _jit.REDUCE_FASTMATH if module_name == "_reductions" else _jit.WRITE_FASTMATH
+        assert options.get("fastmath", set()) == expected, (module_name, name, options.get("fastmath"))
+        assert options.get("nogil") and options.get("error_model") == "numpy", (name, options)
+        assert type(dispatcher._cache).__name__ == "FunctionCache", f"{name} is not cached"
+        seen += 1
+    assert seen > 40
+
+
+def _run(code):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_second_process_loads_kernels_from_the_cache():
+    code = """
+        import numpy as np, gradkernels as gk
+        from gradkernels.kernels import softmax
+        gk.backend("numba").softmax(np.ones((3, 5), np.float32))
+        stats = softmax._softmax.stats
+        print(sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))
+    """
+    _run(code)  # compiles and writes the cache if this environment has not yet
+    hits, misses = map(int, _run(code).split())
+    assert (hits, misses) == (1, 0)
+
+
+def test_import_compiles_nothing_and_a_call_compiles_only_its_kernel():
+    out = _run("""
+        import sys, numpy as np
+        import gradkernels as gk
+        print("numba" in sys.modules)
+        gk.backend("numba").relu(np.ones(10, np.float32))
+        from gradkernels import kernels
+        import importlib
+        from numba.core.registry import CPUDispatcher
+        used = []
+        for mod in ("activations", "softmax", "losses", "linear", "_reductions", "_vmath"):
+            m = importlib.import_module("gradkernels.kernels." + mod)
+            used += [n for n, d in vars(m).items() if isinstance(d, CPUDispatcher) and d.signatures]
+        print(sorted(used))
+    """).splitlines()
+    assert out == ["False", "['_relu']"]
+
+
+def _float32_ir(dispatcher):
+    return dispatcher.inspect_llvm(dispatcher.signatures[0])
+
+
+def test_float32_elementwise_kernels_compute_in_float32():
+    # A Python float constant in a kernel would silently promote the loop to float64: look for
+    # any double-precision vector in the compiled float32 code.
+    from gradkernels.kernels import activations
+
+    x = np.linspace(-3, 3, 1000, dtype=np.float32)
+    y, mask = np.empty_like(x), np.empty(125, np.uint8)
+    calls = {
+        "_relu": (y, x), "_relu_mask": (y, mask, x), "_relu_grad": (y, x, x), "_relu_grad_mask": (y, x, mask),
+        "_leaky_relu": (y, x, 0.1), "_leaky_relu_grad": (y, x, x, 0.1), "_sigmoid": (y, x),
+        "_sigmoid_grad": (y, x, x), "_tanh": (y, x), "_tanh_grad": (y, x, x),
+    }
+    for name, args in calls.items():
+        fresh = numba.njit(fastmath=_jit.WRITE_FASTMATH, error_model="numpy")(getattr(activations, name).py_func)
+        fresh(*args)
+        ir = _float32_ir(fresh)
+        assert not re.search(r"x double>", ir), f"{name} computes in float64 vectors"
+        assert not re.search(r"fpext float", ir), f"{name} widens float32 to float64"
+
+
+# ---------------------------------------------------------------------------------------------
+# The elementary functions: worst error in ulp over the whole input range.
+
+_LONG_DOUBLE_ENOUGH = np.finfo(np.longdouble).nmant >= 63
+
+
+def _applier(fn):
+    @numba.njit(error_model="numpy")
+    def apply(y, x):
+        for i in range(x.size):
+            y[i] = fn(x[i])
+    return apply
+
+
+APPLY = {name: _applier(getattr(_vmath, name)) for name in ("exp", "expm1", "tanh", "sigmoid", "log1p_unit")}
+
+
+def _max_ulp(got, exact, dtype):
+    exact_rounded = exact.astype(dtype)
+    ok = np.isfinite(exact_rounded) & (exact != 0)
+    spacing = np.spacing(np.abs(exact_rounded[ok])).astype(np.longdouble)
+    return float(np.max(np.abs(got[ok].astype(np.longdouble) - exact[ok]) / spacing))
+
+
+def _sweep(dtype, lo, hi, n=400_001):
+    tiny = np.geomspace(np.finfo(dtype).tiny, 1.0, 20_000)
+    return np.concatenate([np.linspace(lo, hi, n), tiny, -tiny]).astype(dtype)
+
+
+# (function, input range per dtype, exact reference in long double, documented worst ulp per dtype)
+# The bounds are the ones documented in kernels/_vmath.py (measured maxima: exp 1.15 / 1.08,
+# tanh 2.48 / 2.57, sigmoid 2.10 / 2.12, log1p 3.22 / 3.20 ulp for float32 / float64).
+ULP_CASES = {
+    "exp": ({np.float32: (-110, 95), np.float64: (-760, 715)}, np.exp, 1.25),
+    "tanh": ({np.float32: (-12, 12), np.float64: (-22, 22)}, np.tanh, 3.0),
+    "sigmoid": ({np.float32: (-110, 40), np.float64: (-760, 60)}, lambda x: 1 / (1 + np.exp(-x)), 2.5),
+    "log1p_unit": ({np.float32: (0, 1), np.float64: (0, 1)}, np.log1p, 3.5),
+}
+
+
+@pytest.mark.skipif(not _LONG_DOUBLE_ENOUGH, reason="needs an 80- or 128-bit long double as the exact reference")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", ULP_CASES)
+def test_elementary_function_worst_error(name, dtype):
+    ranges, exact_fn, bound = ULP_CASES[name]
+    lo, hi = ranges[dtype]
+    x = _sweep(dtype, lo, hi)
+    if name == "log1p_unit":
+        x = np.abs(x)
+    y = np.empty_like(x)
+    APPLY[name](y, x)
+    with np.errstate(over="ignore"):
+        assert _max_ulp(y, exact_fn(x.astype(np.longdouble)), dtype) <= bound
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_elementary_functions_at_special_values(dtype):
+    info = np.finfo(dtype)
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.max, -info.max], dtype)
+    out = {name: np.empty_like(x) for name in APPLY}
+    for name, apply in APPLY.items():
+        apply(out[name], x)
+    nan = np.nan
+    np.testing.assert_array_equal(out["exp"], np.array([nan, np.inf, 0, 1, 1, np.inf, 0], dtype))
+    np.testing.assert_array_equal(out["expm1"], np.array([nan, np.inf, -1, 0, 0, np.inf, -1], dtype))
+    np.testing.assert_array_equal(out["tanh"], np.array([nan, 1, -1, 0, -0.0, 1, -1], dtype))
+    assert np.signbit(out["tanh"][4]) and not np.signbit(out["tanh"][3])
+    np.testing.assert_array_equal(out["sigmoid"], np.array([nan, 1, 0, 0.5, 0.5, 1, 0], dtype))
+    assert np.isnan(out["log1p_unit"][0]) and out["log1p_unit"][3] == 0
+    # gradual underflow: exp reaches the subnormals and rounds to the nearest
+    x = np.array([np.log(info.tiny) - 5], dtype)
+    y = np.empty_like(x)
+    APPLY["exp"](y, x)
+    assert 0 < y[0] < info.tiny and abs(y[0] - np.exp(x.astype(np.longdouble))[0]) <= info.smallest_subnormal
+
+
+def _cpu_has(feature):
+    try:
+        ckernels = importlib.import_module("gradkernels._ckernels")
+    except ImportError:
+        return False
+    return bool(ckernels.lib.gk_cpu_features() & getattr(ckernels.lib, f"GK_CPU_{feature}"))
+
+
+@pytest.mark.skipif(not _cpu_has("AVX2"), reason="checks x86 vector registers")
+@pytest.mark.parametrize("name", APPLY)
+def test_elementary_functions_vectorize(name):
+    apply = APPLY[name]
+    x = np.ones(64, np.float32)
+    apply(np.empty_like(x), x)
+    asm = apply.inspect_asm(apply.signatures[0])
+    assert re.search(r"%[yz]mm\d+", asm), f"{name} did not vectorize"
+    assert not re.search(r"call\w*\s+\w*(exp|tanh|log)", asm), f"{name} calls a scalar libm function"
+
+
+def test_row_max_vectorizes_and_skips_nan_while_the_row_still_turns_nan():
+    from gradkernels.kernels._reductions import row_max
+
+    z = np.array([1.0, np.nan, 3.0, -np.inf], np.float32)
+    assert row_max(z) == 3.0
+    assert np.all(np.isnan(gk.backend("numba").softmax(z)))
+    if _cpu_has("AVX2"):  # a fresh compile: Numba cannot show the code of a cached one
+        fresh = numba.njit(fastmath=_jit.REDUCE_FASTMATH, error_model="numpy")(row_max.py_func)
+        fresh(z)
+        assert re.search(r"vmax\w+\s+%[yz]mm", fresh.inspect_asm(fresh.signatures[0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads
+
+
+@pytest.mark.parametrize("op", ["softmax_cross_entropy", "sigmoid_binary_cross_entropy", "mse", "tanh", "relu_with_mask"])
+def test_results_are_bit_identical_for_every_thread_count(rng, op):
+    bk = gk.backend("numba")
+    n = 3 * _jit.CHUNK + 123  # several chunks and a ragged tail: the parallel path
+    z = rng.standard_normal((n // 100, 100)).astype(np.float32)
+    t = rng.uniform(size=z.shape).astype(np.float32)
+    call = {
+        "softmax_cross_entropy": lambda: bk.softmax_cross_entropy(z, rng_labels),
+        "sigmoid_binary_cross_entropy": lambda: bk.sigmoid_binary_cross_entropy(z, t),
+        "mse": lambda: bk.mse(z, t),
+        "tanh": lambda: (bk.tanh(z),),
+        "relu_with_mask": lambda: bk.relu_with_mask(z),
+    }[op]
+    rng_labels = rng.integers(0, 100, z.shape[0])
+    before = gk.get_num_threads()
+    try:
+        results = []
+        for threads in sorted({1, _jit.numba.config.NUMBA_NUM_THREADS, before}):
+            gk.set_num_threads(min(threads, gk._backends.MAX_THREADS))
+            results.append(call())
+    finally:
+        gk.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
