@@ -1,8 +1,9 @@
 """Fused losses, Numba: the gradient (already multiplied by `grad_scale`) and the unreduced losses
 in one call; the API layer reduces. Formulas: gradkernels.reference.losses.
 
-Cross-entropy, per row: read-only passes for the max and the float64 sums, then one pass writing
-the gradient, which may overwrite the logits. Elementwise losses, per fixed CHUNK: a read-only pass
+Cross-entropy, per row: read-only passes take the max and what the loss needs from the logits,
+then strict passes write the exponentials into the gradient row, sum them read-only and finish
+the gradient in place (which may overwrite the logits: nothing reads them after the first write). Elementwise losses, per fixed CHUNK: a read-only pass
 sums the losses in float64 (before anything is written, as the gradient may overwrite the input),
 then one pass writes the gradient (and the losses) while the chunk is still in cache. Chunk sums
 are added in chunk order, the same for every thread count."""
@@ -14,7 +15,7 @@ from numba import prange
 
 from . import _vmath
 from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, go_parallel, kernel, parallel_kernel
-from ._reductions import bce_loss_sum, row_max, soft_target_sums, squared_error_sum, sum_exp_and_weighted_shift, total
+from ._reductions import bce_loss_sum, row_max, soft_target_sums, squared_error_sum, total, weighted_shift
 from .softmax import parallel_rows
 
 # ---------------------------------------------------------------------------------------------
@@ -26,18 +27,20 @@ def _cross_entropy_row(dz, z, label, weight, weight_sum, smoothing, grad_scale):
     """Writes the gradient row and returns the row's loss, with q = (1 - eps) onehot + eps / C:
     loss = sum_j w_j q_j (lse - s_j), dz_j = (sum_k w_k q_k) p_j - w_j q_j, times grad_scale."""
     m = row_max(z)
-    sum_exp, weighted_shift = sum_exp_and_weighted_shift(z, m, weight)
+    label_shift = np.float64(z[label] - m)
+    smoothing_shift = weighted_shift(z, m, weight) if smoothing > 0.0 else 0.0
+    for j in range(z.size):
+        dz[j] = _vmath.exp(z[j] - m)
+    sum_exp = total(dz)
     lse = math.log(sum_exp)
     w_t = np.float64(weight[label])
     uniform = smoothing / z.size
-    loss = (1.0 - smoothing) * w_t * (lse - (z[label] - m))
-    if smoothing > 0.0:
-        loss += uniform * (lse * weight_sum - weighted_shift)
+    loss = (1.0 - smoothing) * w_t * (lse - label_shift) + uniform * (lse * weight_sum - smoothing_shift)
     t = z.dtype.type
     p_scale = t(((1.0 - smoothing) * w_t + uniform * weight_sum) / sum_exp * grad_scale)
     w_scale = t(uniform * grad_scale)
     for j in range(z.size):
-        dz[j] = _vmath.exp(z[j] - m) * p_scale - weight[j] * w_scale
+        dz[j] = dz[j] * p_scale - weight[j] * w_scale
     dz[label] -= t((1.0 - smoothing) * w_t * grad_scale)
     return loss
 
@@ -74,12 +77,15 @@ def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smo
 def _soft_cross_entropy_row(dz, z, q, weight, smoothing, grad_scale):
     """Class-probability targets: the same formulas with q' = (1 - eps) q + eps / C."""
     m = row_max(z)
-    sum_exp, wq, wq_shift = soft_target_sums(z, m, q, weight, smoothing)
+    wq, wq_shift = soft_target_sums(z, m, q, weight, smoothing)
+    for j in range(z.size):
+        dz[j] = _vmath.exp(z[j] - m)
+    sum_exp = total(dz)
     t = z.dtype.type
     p_scale = t(wq / sum_exp * grad_scale)
     q_scale, u_scale = t((1.0 - smoothing) * grad_scale), t(smoothing / z.size * grad_scale)
     for j in range(z.size):
-        dz[j] = _vmath.exp(z[j] - m) * p_scale - weight[j] * (q[j] * q_scale + u_scale)
+        dz[j] = dz[j] * p_scale - weight[j] * (q[j] * q_scale + u_scale)
     return math.log(sum_exp) * wq - wq_shift
 
 

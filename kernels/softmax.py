@@ -1,7 +1,8 @@
 """Softmax and log-softmax along rows, Numba. Arrays are 2-D C-contiguous (rows, classes), one float
-dtype; an output may be the very array of an input. Per row: read-only passes for the max and the
-float64 sums (_reductions), then one pass that writes. The row is in cache after the first pass,
-so memory sees one read and one write of it. Rows are independent: parallel over rows."""
+dtype; an output may be the very array of an input. Per row, read-only passes (_reductions) take
+the max and the sums, and strict passes write; each exponential is computed once. The row stays in
+cache between passes, so memory sees one read and one write of it. Rows are independent: parallel
+over rows."""
 
 import math
 
@@ -19,9 +20,11 @@ def parallel_rows(z) -> bool:
 @kernel
 def _softmax_row(p, z):
     m = row_max(z)
-    inverse = p.dtype.type(1.0 / sum_exp_shifted(z, m))
     for j in range(z.size):
-        p[j] = _vmath.exp(z[j] - m) * inverse
+        p[j] = _vmath.exp(z[j] - m)
+    inverse = p.dtype.type(1.0 / total(p))
+    for j in range(p.size):
+        p[j] *= inverse
 
 
 @kernel
