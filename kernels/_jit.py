@@ -16,13 +16,16 @@ REDUCE_FASTMATH = {"reassoc"}
 # the semantics the formulas want, and removes a branch that stops vectorization.
 _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 
-# Elements per parallel task. Fixed, not derived from the thread count, so that per-chunk partial
-# sums, and hence results, are the same for every thread count.
-CHUNK = 1 << 16
+# Elements per parallel task of a kernel that sums (the elementwise losses). Fixed, not derived
+# from the thread count, so that the per-chunk partial sums, and hence the results, are the same
+# for every thread count. Kernels that only map elements split by thread count instead (their
+# results do not depend on the split).
+CHUNK = 1 << 14
+TASKS_PER_THREAD = 4  # a little slack for a thread that starts late on a shared machine
 
-# Below these sizes a parallel launch (a few microseconds) costs more than it saves; measured on
-# a 2-core Zen 5 VM (README, Performance).
-PARALLEL_MIN_ELEMENTS = 1 << 15
+# Below these sizes a parallel launch (5-7 microseconds here) costs more than it saves: measured
+# on 2-core VMs (Zen 5 and Emerald Rapids) for relu_backward and sigmoid, serial against parallel.
+PARALLEL_MIN_ELEMENTS = 1 << 16
 PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL = 1 << 13
 
 
@@ -48,3 +51,12 @@ def go_parallel(size: int, threshold: int = PARALLEL_MIN_ELEMENTS) -> bool:
         return False
     numba.set_num_threads(threads)
     return True
+
+
+def parallel_split(size: int, threshold: int = PARALLEL_MIN_ELEMENTS) -> int:
+    """0 to run an elementwise kernel serially, else the elements per parallel task: a multiple of
+    64 (whole mask bytes, whole cache lines), TASKS_PER_THREAD tasks per thread."""
+    if not go_parallel(size, threshold):
+        return 0
+    tasks = get_num_threads() * TASKS_PER_THREAD
+    return -(-size // (tasks * 64)) * 64

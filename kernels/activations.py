@@ -1,11 +1,12 @@
 """Elementwise activations, Numba. Arrays are 1-D contiguous of one float dtype (the API layer
 sees to it); an output may be the very array of an input. Each op is a serial kernel over whole
-arrays, a parallel driver that runs it over fixed CHUNKs, and the entry point that picks one."""
+arrays, a parallel driver that runs it over `chunk`-element slices, and the entry point that
+picks one (_jit.parallel_split)."""
 
 from numba import prange
 
 from . import _vmath
-from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, go_parallel, kernel, parallel_kernel
+from ._jit import PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, kernel, parallel_kernel, parallel_split
 
 # ---------------------------------------------------------------------------------------------
 # ReLU: the forward keeps NaN (as PyTorch does); the backwards select, so dx is dy or +0.
@@ -20,15 +21,19 @@ def _relu(y, x):
 
 
 @parallel_kernel
-def _relu_chunks(y, x):
+def _relu_chunks(y, x, chunk):
     n = x.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _relu(y[s:e], x[s:e])
 
 
 def relu_forward(y, x):
-    (_relu_chunks if go_parallel(x.size) else _relu)(y, x)
+    chunk = parallel_split(x.size)
+    if chunk:
+        _relu_chunks(y, x, chunk)
+    else:
+        _relu(y, x)
 
 
 @kernel
@@ -46,15 +51,19 @@ def _relu_mask(y, mask, x):
 
 
 @parallel_kernel
-def _relu_mask_chunks(y, mask, x):
-    n = x.size  # CHUNK is a multiple of 8, so each chunk owns whole mask bytes
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+def _relu_mask_chunks(y, mask, x, chunk):
+    n = x.size  # chunk is a multiple of 8, so each task owns whole mask bytes
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _relu_mask(y[s:e], mask[s // 8 : (e + 7) // 8], x[s:e])
 
 
 def relu_forward_mask(y, mask, x):
-    (_relu_mask_chunks if go_parallel(x.size) else _relu_mask)(y, mask, x)
+    chunk = parallel_split(x.size)
+    if chunk:
+        _relu_mask_chunks(y, mask, x, chunk)
+    else:
+        _relu_mask(y, mask, x)
 
 
 @kernel
@@ -65,15 +74,19 @@ def _relu_grad(dx, dy, y):
 
 
 @parallel_kernel
-def _relu_grad_chunks(dx, dy, y):
+def _relu_grad_chunks(dx, dy, y, chunk):
     n = dy.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _relu_grad(dx[s:e], dy[s:e], y[s:e])
 
 
 def relu_backward(dx, dy, y):
-    (_relu_grad_chunks if go_parallel(dy.size) else _relu_grad)(dx, dy, y)
+    chunk = parallel_split(dy.size)
+    if chunk:
+        _relu_grad_chunks(dx, dy, y, chunk)
+    else:
+        _relu_grad(dx, dy, y)
 
 
 @kernel
@@ -87,15 +100,19 @@ def _relu_grad_mask(dx, dy, mask):
 
 
 @parallel_kernel
-def _relu_grad_mask_chunks(dx, dy, mask):
+def _relu_grad_mask_chunks(dx, dy, mask, chunk):
     n = dy.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _relu_grad_mask(dx[s:e], dy[s:e], mask[s // 8 : (e + 7) // 8])
 
 
 def relu_backward_mask(dx, dy, mask):
-    (_relu_grad_mask_chunks if go_parallel(dy.size) else _relu_grad_mask)(dx, dy, mask)
+    chunk = parallel_split(dy.size)
+    if chunk:
+        _relu_grad_mask_chunks(dx, dy, mask, chunk)
+    else:
+        _relu_grad_mask(dx, dy, mask)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,15 +128,19 @@ def _leaky_relu(y, x, negative_slope):
 
 
 @parallel_kernel
-def _leaky_relu_chunks(y, x, negative_slope):
+def _leaky_relu_chunks(y, x, negative_slope, chunk):
     n = x.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _leaky_relu(y[s:e], x[s:e], negative_slope)
 
 
 def leaky_relu_forward(y, x, negative_slope):
-    (_leaky_relu_chunks if go_parallel(x.size) else _leaky_relu)(y, x, negative_slope)
+    chunk = parallel_split(x.size)
+    if chunk:
+        _leaky_relu_chunks(y, x, negative_slope, chunk)
+    else:
+        _leaky_relu(y, x, negative_slope)
 
 
 @kernel
@@ -131,15 +152,19 @@ def _leaky_relu_grad(dx, dy, x, negative_slope):
 
 
 @parallel_kernel
-def _leaky_relu_grad_chunks(dx, dy, x, negative_slope):
+def _leaky_relu_grad_chunks(dx, dy, x, negative_slope, chunk):
     n = x.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _leaky_relu_grad(dx[s:e], dy[s:e], x[s:e], negative_slope)
 
 
 def leaky_relu_backward(dx, dy, x, negative_slope):
-    (_leaky_relu_grad_chunks if go_parallel(x.size) else _leaky_relu_grad)(dx, dy, x, negative_slope)
+    chunk = parallel_split(x.size)
+    if chunk:
+        _leaky_relu_grad_chunks(dx, dy, x, negative_slope, chunk)
+    else:
+        _leaky_relu_grad(dx, dy, x, negative_slope)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,15 +178,19 @@ def _sigmoid(y, x):
 
 
 @parallel_kernel
-def _sigmoid_chunks(y, x):
+def _sigmoid_chunks(y, x, chunk):
     n = x.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _sigmoid(y[s:e], x[s:e])
 
 
 def sigmoid_forward(y, x):
-    (_sigmoid_chunks if go_parallel(x.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL) else _sigmoid)(y, x)
+    chunk = parallel_split(x.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL)
+    if chunk:
+        _sigmoid_chunks(y, x, chunk)
+    else:
+        _sigmoid(y, x)
 
 
 @kernel
@@ -173,15 +202,19 @@ def _sigmoid_grad(dx, dy, y):
 
 
 @parallel_kernel
-def _sigmoid_grad_chunks(dx, dy, y):
+def _sigmoid_grad_chunks(dx, dy, y, chunk):
     n = y.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _sigmoid_grad(dx[s:e], dy[s:e], y[s:e])
 
 
 def sigmoid_backward(dx, dy, y):
-    (_sigmoid_grad_chunks if go_parallel(y.size) else _sigmoid_grad)(dx, dy, y)
+    chunk = parallel_split(y.size)
+    if chunk:
+        _sigmoid_grad_chunks(dx, dy, y, chunk)
+    else:
+        _sigmoid_grad(dx, dy, y)
 
 
 @kernel
@@ -191,15 +224,19 @@ def _tanh(y, x):
 
 
 @parallel_kernel
-def _tanh_chunks(y, x):
+def _tanh_chunks(y, x, chunk):
     n = x.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _tanh(y[s:e], x[s:e])
 
 
 def tanh_forward(y, x):
-    (_tanh_chunks if go_parallel(x.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL) else _tanh)(y, x)
+    chunk = parallel_split(x.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL)
+    if chunk:
+        _tanh_chunks(y, x, chunk)
+    else:
+        _tanh(y, x)
 
 
 @kernel
@@ -211,12 +248,16 @@ def _tanh_grad(dx, dy, y):
 
 
 @parallel_kernel
-def _tanh_grad_chunks(dx, dy, y):
+def _tanh_grad_chunks(dx, dy, y, chunk):
     n = y.size
-    for c in prange((n + CHUNK - 1) // CHUNK):
-        s, e = c * CHUNK, min(n, (c + 1) * CHUNK)
+    for c in prange((n + chunk - 1) // chunk):
+        s, e = c * chunk, min(n, (c + 1) * chunk)
         _tanh_grad(dx[s:e], dy[s:e], y[s:e])
 
 
 def tanh_backward(dx, dy, y):
-    (_tanh_grad_chunks if go_parallel(y.size) else _tanh_grad)(dx, dy, y)
+    chunk = parallel_split(y.size)
+    if chunk:
+        _tanh_grad_chunks(dx, dy, y, chunk)
+    else:
+        _tanh_grad(dx, dy, y)

@@ -3,10 +3,11 @@ in one call; the API layer reduces. Formulas: gradkernels.reference.losses.
 
 Cross-entropy, per row: read-only passes take the max and what the loss needs from the logits,
 then strict passes write the exponentials into the gradient row, sum them read-only and finish
-the gradient in place (which may overwrite the logits: nothing reads them after the first write). Elementwise losses, per fixed CHUNK: a read-only pass
-sums the losses in float64 (before anything is written, as the gradient may overwrite the input),
-then one pass writes the gradient (and the losses) while the chunk is still in cache. Chunk sums
-are added in chunk order, the same for every thread count."""
+the gradient in place (which may overwrite the logits: nothing reads them after the first write).
+
+Elementwise losses, per fixed CHUNK: a read-only pass sums the losses (before anything is written,
+as the gradient may overwrite the input), then one pass writes the gradient (and the losses) while
+the chunk is still in cache. Chunk sums are added in chunk order, the same for every thread count."""
 
 import math
 
@@ -14,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from . import _vmath
-from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, go_parallel, kernel, parallel_kernel
+from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS, go_parallel, kernel, parallel_kernel
 from ._reductions import bce_loss_sum, row_max, soft_target_sums, squared_error_sum, total, weighted_shift
 from .softmax import parallel_rows
 
@@ -146,7 +147,7 @@ def _bce_chunks(dz, losses, z, t, grad_scale):
 
 
 def sigmoid_binary_cross_entropy(dz, losses, z, targets, grad_scale):
-    run = _bce_chunks if go_parallel(z.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL) else _bce
+    run = _bce_chunks if go_parallel(z.size, 2 * CHUNK) else _bce
     return run(dz, losses, z, targets, grad_scale)
 
 
@@ -185,4 +186,5 @@ def _mse_chunks(dpred, losses, pred, target, grad_scale):
 
 
 def mse(dpred, losses, pred, target, grad_scale):
-    return (_mse_chunks if go_parallel(pred.size) else _mse)(dpred, losses, pred, target, grad_scale)
+    return (_mse_chunks if go_parallel(pred.size, max(2 * CHUNK, PARALLEL_MIN_ELEMENTS)) else _mse)(
+        dpred, losses, pred, target, grad_scale)

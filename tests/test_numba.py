@@ -213,28 +213,41 @@ def test_row_max_vectorizes_and_skips_nan_while_the_row_still_turns_nan():
 # Threads
 
 
-@pytest.mark.parametrize("op", ["softmax_cross_entropy", "sigmoid_binary_cross_entropy", "mse", "tanh", "relu_with_mask"])
+# op -> (module, its parallel driver): the test checks that the parallel path really ran
+PARALLEL_DRIVERS = {
+    "softmax_cross_entropy": ("losses", "_cross_entropy_rows"),
+    "sigmoid_binary_cross_entropy": ("losses", "_bce_chunks"),
+    "mse": ("losses", "_mse_chunks"),
+    "tanh": ("activations", "_tanh_chunks"),
+    "relu_with_mask": ("activations", "_relu_mask_chunks"),
+}
+
+
+@pytest.mark.parametrize("op", PARALLEL_DRIVERS)
 def test_results_are_bit_identical_for_every_thread_count(rng, op):
     bk = gk.backend("numba")
-    n = 3 * _jit.CHUNK + 123  # several chunks and a ragged tail: the parallel path
+    n = 2 * _jit.PARALLEL_MIN_ELEMENTS + 3 * _jit.CHUNK + 123  # above every threshold, ragged tail
     z = rng.standard_normal((n // 100, 100)).astype(np.float32)
     t = rng.uniform(size=z.shape).astype(np.float32)
+    labels = rng.integers(0, 100, z.shape[0])
     call = {
-        "softmax_cross_entropy": lambda: bk.softmax_cross_entropy(z, rng_labels),
+        "softmax_cross_entropy": lambda: bk.softmax_cross_entropy(z, labels),
         "sigmoid_binary_cross_entropy": lambda: bk.sigmoid_binary_cross_entropy(z, t),
         "mse": lambda: bk.mse(z, t),
         "tanh": lambda: (bk.tanh(z),),
         "relu_with_mask": lambda: bk.relu_with_mask(z),
     }[op]
-    rng_labels = rng.integers(0, 100, z.shape[0])
     before = gk.get_num_threads()
     try:
         results = []
-        for threads in sorted({1, _jit.numba.config.NUMBA_NUM_THREADS, before}):
-            gk.set_num_threads(min(threads, gk._backends.MAX_THREADS))
+        for threads in range(1, gk._backends.MAX_THREADS + 1):
+            gk.set_num_threads(threads)
             results.append(call())
     finally:
         gk.set_num_threads(before)
+    module, driver = PARALLEL_DRIVERS[op]
+    if gk._backends.MAX_THREADS > 1:
+        assert getattr(importlib.import_module(f"gradkernels.kernels.{module}"), driver).signatures
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
