@@ -3,6 +3,7 @@ sees to it); an output may be the very array of an input. Each op is a serial ke
 arrays, a parallel driver that runs it over `chunk`-element slices, and the entry point that
 picks one (_jit.parallel_split)."""
 
+import numpy as np
 from numba import prange
 
 from . import _vmath
@@ -37,17 +38,27 @@ def relu_forward(y, x):
 
 
 @kernel
-def _relu_mask(y, mask, x):
-    # Bit k of byte j is x[8j + k] > 0: np.packbits(x > 0, bitorder="little").
+def _pack_positive(mask, x):
+    """Bit k of byte j is x[8j + k] > 0: np.packbits(x > 0, bitorder="little"). uint8 arithmetic
+    throughout, so LLVM vectorizes it (Numba would widen Python ints to int64)."""
     zero = x.dtype.type(0)
     n = x.size
-    for j in range((n + 7) // 8):
-        bits = 0
-        for k in range(min(8, n - 8 * j)):
-            v = x[8 * j + k]
-            y[8 * j + k] = zero if v <= zero else v
-            bits |= (1 if v > zero else 0) << k
+    for j in range(n // 8):
+        bits = np.uint8(0)
+        for k in range(8):
+            bits |= np.uint8(x[8 * j + k] > zero) << np.uint8(k)
         mask[j] = bits
+    if n % 8:
+        bits = np.uint8(0)
+        for k in range(n % 8):
+            bits |= np.uint8(x[n - n % 8 + k] > zero) << np.uint8(k)
+        mask[n // 8] = bits
+
+
+@kernel
+def _relu_mask(y, mask, x):
+    _pack_positive(mask, x)  # first: the bits come from x, which y may overwrite
+    _relu(y, x)
 
 
 @parallel_kernel
@@ -91,12 +102,12 @@ def relu_backward(dx, dy, y):
 
 @kernel
 def _relu_grad_mask(dx, dy, mask):
-    zero = dy.dtype.type(0)
+    zero, one = dy.dtype.type(0), np.uint8(1)
     n = dy.size
     for j in range((n + 7) // 8):
         bits = mask[j]
         for k in range(min(8, n - 8 * j)):
-            dx[8 * j + k] = dy[8 * j + k] if (bits >> k) & 1 else zero
+            dx[8 * j + k] = dy[8 * j + k] if (bits >> np.uint8(k)) & one else zero
 
 
 @parallel_kernel
