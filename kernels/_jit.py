@@ -34,6 +34,13 @@ def kernel(fn):
     return numba.njit(fastmath=WRITE_FASTMATH, **_OPTIONS)(fn)
 
 
+def row_kernel(fn):
+    """The work on one row, inlined into each caller at Numba's level: a call per row would pass
+    every array as seven scalars and cost more than a short row's arithmetic. Same flags as its
+    callers (which are kernels too), so inlining changes no result."""
+    return numba.njit(fastmath=WRITE_FASTMATH, inline="always", **_OPTIONS)(fn)
+
+
 def parallel_kernel(fn):
     return numba.njit(fastmath=WRITE_FASTMATH, parallel=True, **_OPTIONS)(fn)
 

@@ -15,7 +15,7 @@ import numpy as np
 from numba import prange
 
 from . import _vmath
-from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS, go_parallel, kernel, parallel_kernel
+from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS, go_parallel, kernel, parallel_kernel, row_kernel
 from ._reductions import bce_loss_sum, row_max, soft_target_sums, squared_error_sum, total, weighted_shift
 from .softmax import parallel_rows
 
@@ -23,7 +23,7 @@ from .softmax import parallel_rows
 # softmax + cross-entropy
 
 
-@kernel
+@row_kernel
 def _cross_entropy_row(dz, z, label, weight, weight_sum, smoothing, grad_scale):
     """Writes the gradient row and returns the row's loss, with q = (1 - eps) onehot + eps / C:
     loss = sum_j w_j q_j (lse - s_j), dz_j = (sum_k w_k q_k) p_j - w_j q_j, times grad_scale."""
@@ -46,7 +46,7 @@ def _cross_entropy_row(dz, z, label, weight, weight_sum, smoothing, grad_scale):
     return loss
 
 
-@kernel
+@row_kernel
 def _cross_entropy_one(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale, weight_sum, r):
     if labels[r] == ignore_index:
         dz[r, :] = 0
@@ -74,7 +74,7 @@ def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smo
     run(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale)
 
 
-@kernel
+@row_kernel
 def _soft_cross_entropy_row(dz, z, q, weight, smoothing, grad_scale):
     """Class-probability targets: the same formulas with q' = (1 - eps) q + eps / C."""
     m = row_max(z)

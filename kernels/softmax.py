@@ -9,7 +9,7 @@ import math
 from numba import prange
 
 from . import _vmath
-from ._jit import PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, go_parallel, kernel, parallel_kernel
+from ._jit import PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, go_parallel, kernel, parallel_kernel, row_kernel
 from ._reductions import dot, row_max, sum_exp_shifted, total
 
 
@@ -17,7 +17,7 @@ def parallel_rows(z) -> bool:
     return z.shape[0] > 1 and go_parallel(z.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL)
 
 
-@kernel
+@row_kernel
 def _softmax_row(p, z):
     m = row_max(z)
     for j in range(z.size):
@@ -43,7 +43,7 @@ def softmax_forward(p, z):
     (_softmax_rows if parallel_rows(z) else _softmax)(p, z)
 
 
-@kernel
+@row_kernel
 def _log_softmax_row(logp, z):
     m = row_max(z)
     log_total = logp.dtype.type(math.log(sum_exp_shifted(z, m)))
@@ -67,7 +67,7 @@ def log_softmax_forward(logp, z):
     (_log_softmax_rows if parallel_rows(z) else _log_softmax)(logp, z)
 
 
-@kernel
+@row_kernel
 def _softmax_grad_row(dz, dp, p):
     # dz = p (dp - <dp, p>)
     d = p.dtype.type(dot(dp, p))
@@ -91,7 +91,7 @@ def softmax_backward(dz, dp, p):
     (_softmax_grad_rows if parallel_rows(p) else _softmax_grad)(dz, dp, p)
 
 
-@kernel
+@row_kernel
 def _log_softmax_grad_row(dz, dlogp, logp):
     # dz = dlogp - exp(logp) sum(dlogp)
     s = logp.dtype.type(total(dlogp))
