@@ -60,12 +60,13 @@ def _elementwise(kernel, out, inputs, *, order=None, extra_outputs=(), args=()):
     """Run `kernel(y, *extra_outputs, *inputs, *args)` over flat views; return (y, the kernel's value)."""
     first = inputs[0]
     order = order or _order_of(first)
-    flats = [np.ravel(a, order) for a in inputs]
+    flats = [a.ravel(order) for a in inputs]
     result = _new_or_out(out, first.shape, first.dtype, order)
     value = None
     if result.size:
-        buf, direct = _output_buffer(result, order, flats + list(args))
-        value = kernel(np.ravel(buf, order), *extra_outputs, *flats, *args)
+        # a fresh result overlaps nothing; only a caller's `out` needs the check
+        buf, direct = (result, True) if out is None else _output_buffer(result, order, flats + list(args))
+        value = kernel(buf.ravel(order), *extra_outputs, *flats, *args)
         if not direct:
             np.copyto(result, buf)
     return result, value
@@ -78,7 +79,7 @@ def _rowwise(kernel, out, inputs, *, extra_outputs=(), args=()):
     mats = [np.ascontiguousarray(a).reshape(rows, classes) for a in inputs]
     result = _new_or_out(out, first.shape, first.dtype)
     if result.size:
-        buf, direct = _output_buffer(result, "C", mats + list(args))
+        buf, direct = (result, True) if out is None else _output_buffer(result, "C", mats + list(args))
         kernel(buf.reshape(rows, classes), *extra_outputs, *mats, *args)
         if not direct:
             np.copyto(result, buf)
@@ -273,13 +274,13 @@ def softmax_cross_entropy(
                 f"labels has shape {targets.shape} but logits has shape {logits.shape}; "
                 f"integer labels must have shape {row_shape}"
             )
-        v.labels_in_range(targets, classes, ignore)
+        may_ignore = v.labels_in_range(targets, classes, ignore)
         labels64 = np.ascontiguousarray(targets, dtype=np.int64).reshape(rows)
-        counted = labels64 != ignore
+        counted = labels64[labels64 != ignore] if may_ignore else labels64
         if weight is None:
-            denominator = int(np.count_nonzero(counted))
+            denominator = counted.size
         else:
-            denominator = float(np.sum(weight_vec[labels64[counted]], dtype=np.float64))
+            denominator = float(np.sum(weight_vec[counted], dtype=np.float64))
         inputs, args = (logits,), (labels64, weight_vec, ignore, smoothing)
         kernel = kernels.softmax_cross_entropy
     else:

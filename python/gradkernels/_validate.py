@@ -100,12 +100,14 @@ def ignore_index(value) -> int:
     return index
 
 
-def labels_in_range(labels: np.ndarray, n_classes: int, ignore: int) -> None:
-    """Every label in [0, n_classes) or equal to `ignore`; else ValueError naming the first bad one."""
+def labels_in_range(labels: np.ndarray, n_classes: int, ignore: int) -> bool:
+    """Every label in [0, n_classes) or equal to `ignore`, else ValueError naming the first bad one.
+    Returns whether any label may equal `ignore` (False when none can)."""
     if labels.size == 0:
-        return
-    if labels.min() >= 0 and labels.max() < n_classes:  # the common case, in two cheap reductions
-        return
+        return False
+    lo, hi = int(labels.min()), int(labels.max())
+    if 0 <= lo and hi < n_classes:  # the common case, in two cheap reductions
+        return lo <= ignore <= hi
     bad = ((labels < 0) | (labels >= n_classes)) & (labels != ignore)
     if bad.any():
         position = np.unravel_index(np.argmax(bad), labels.shape)
@@ -113,6 +115,7 @@ def labels_in_range(labels: np.ndarray, n_classes: int, ignore: int) -> None:
         raise ValueError(
             f"labels[{where}] = {labels[position]} is outside [0, {n_classes}) and is not ignore_index ({ignore})"
         )
+    return True
 
 
 def mask_array(mask, size: int) -> np.ndarray:
