@@ -116,7 +116,7 @@ def _applier(fn):
     return apply
 
 
-APPLY = {name: _applier(getattr(_vmath, name)) for name in ("exp", "expm1", "tanh", "sigmoid", "log1p_unit")}
+APPLY = {name: _applier(getattr(_vmath, name)) for name in ("exp", "expm1", "tanh", "sigmoid", "log1p_unit", "log")}
 
 
 def _max_ulp(got, exact, dtype):
@@ -133,12 +133,13 @@ def _sweep(dtype, lo, hi, n=400_001):
 
 # (function, input range per dtype, exact reference in long double, documented worst ulp per dtype)
 # The bounds are the ones documented in kernels/_vmath.py (measured maxima: exp 1.15 / 1.08,
-# tanh 2.48 / 2.57, sigmoid 2.10 / 2.12, log1p 3.22 / 3.20 ulp for float32 / float64).
+# tanh 2.48 / 2.57, sigmoid 2.10 / 2.12, log1p 3.22 / 3.20, log 2.63 / 2.71 ulp for float32 / float64).
 ULP_CASES = {
     "exp": ({np.float32: (-110, 95), np.float64: (-760, 715)}, np.exp, 1.25),
     "tanh": ({np.float32: (-12, 12), np.float64: (-22, 22)}, np.tanh, 3.0),
     "sigmoid": ({np.float32: (-110, 40), np.float64: (-760, 60)}, lambda x: 1 / (1 + np.exp(-x)), 2.5),
     "log1p_unit": ({np.float32: (0, 1), np.float64: (0, 1)}, np.log1p, 3.5),
+    "log": ({np.float32: (1, 3e38), np.float64: (1, 1e308)}, np.log, 3.5),
 }
 
 
@@ -151,6 +152,8 @@ def test_elementary_function_worst_error(name, dtype):
     x = _sweep(dtype, lo, hi)
     if name == "log1p_unit":
         x = np.abs(x)
+    if name == "log":  # its domain is [1, max]: the sums of shifted exponentials
+        x = np.concatenate([np.linspace(1, 64, 200_001), np.geomspace(1, hi, 200_001)]).astype(dtype)
     y = np.empty_like(x)
     APPLY[name](y, x)
     with np.errstate(over="ignore"):
@@ -171,6 +174,7 @@ def test_elementary_functions_at_special_values(dtype):
     assert np.signbit(out["tanh"][4]) and not np.signbit(out["tanh"][3])
     np.testing.assert_array_equal(out["sigmoid"], np.array([nan, 1, 0, 0.5, 0.5, 1, 0], dtype))
     assert np.isnan(out["log1p_unit"][0]) and out["log1p_unit"][3] == 0
+    assert np.isnan(out["log"][0]) and out["log"][1] == np.inf and np.isclose(out["log"][5], np.log(info.max), rtol=1e-6)
     # gradual underflow: exp reaches the subnormals and rounds to the nearest
     x = np.array([np.log(info.tiny) - 5], dtype)
     y = np.empty_like(x)
@@ -216,6 +220,7 @@ def test_row_max_vectorizes_and_skips_nan_while_the_row_still_turns_nan():
 # op -> (module, its parallel driver): the test checks that the parallel path really ran
 PARALLEL_DRIVERS = {
     "softmax_cross_entropy": ("losses", "_cross_entropy_rows"),
+    "softmax_cross_entropy few classes": ("losses", "_cross_entropy_batched_tasks"),
     "sigmoid_binary_cross_entropy": ("losses", "_bce_chunks"),
     "mse": ("losses", "_mse_chunks"),
     "tanh": ("activations", "_tanh_chunks"),
@@ -232,6 +237,8 @@ def test_results_are_bit_identical_for_every_thread_count(rng, op):
     labels = rng.integers(0, 100, z.shape[0])
     call = {
         "softmax_cross_entropy": lambda: bk.softmax_cross_entropy(z, labels),
+        "softmax_cross_entropy few classes": lambda: bk.softmax_cross_entropy(
+            z.reshape(-1, 10), labels.repeat(10) % 10, weight=np.linspace(0.5, 2, 10, dtype=np.float32), label_smoothing=0.1),
         "sigmoid_binary_cross_entropy": lambda: bk.sigmoid_binary_cross_entropy(z, t),
         "mse": lambda: bk.mse(z, t),
         "tanh": lambda: (bk.tanh(z),),
@@ -251,3 +258,24 @@ def test_results_are_bit_identical_for_every_thread_count(rng, op):
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+
+
+@pytest.mark.parametrize("classes", [1, 2, 15, 16, 17, 33])
+def test_few_class_batches_agree_with_the_row_kernel(rng, classes):
+    """The batched kernel (up to SMALL_CLASSES) against the per-row one, on the same inputs."""
+    from gradkernels.kernels import losses
+
+    rows = 3 * losses.BATCH + 5  # a ragged last batch
+    z = (3 * rng.standard_normal((rows, classes))).astype(np.float32)
+    labels = rng.integers(0, classes, rows)
+    labels[::7] = -100
+    weight = rng.uniform(0.5, 2, classes).astype(np.float32)
+    results = []
+    for kernel, extra in ((losses._cross_entropy_batched, (0, rows)), (losses._cross_entropy, ())):
+        dz, out = np.empty_like(z), np.empty(rows, np.float32)
+        kernel(dz, out, z, labels, weight, -100, 0.1, 1 / rows, *extra)
+        results.append((dz, out))
+    from helpers import assert_close
+
+    assert_close(results[0][0], results[1][0], np.float32)
+    assert_close(results[0][1], results[1][1], np.float32)
