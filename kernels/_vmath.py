@@ -64,42 +64,34 @@ CONSTANTS = {
 }
 
 
-def _binary_intrinsic(llvm_name):
-    @intrinsic
-    def op(typingctx, a, b):
-        if a != b or a not in (types.float32, types.float64):
-            return None
+def _float_intrinsic_signature(llvm_name, args):
+    """Typing and code of one call of the LLVM intrinsic `llvm_name` on floats of one type."""
+    if args[0] not in (types.float32, types.float64) or any(a != args[0] for a in args):
+        return None
 
-        def codegen(context, builder, signature, args):
-            ty = args[0].type
-            fn = builder.module.declare_intrinsic(llvm_name, [ty], ir.FunctionType(ty, [ty, ty]))
-            return builder.call(fn, args)
+    def codegen(context, builder, signature, values):
+        ty = values[0].type
+        fn = builder.module.declare_intrinsic(llvm_name, [ty], ir.FunctionType(ty, [ty] * len(values)))
+        return builder.call(fn, values)
 
-        return a(a, b), codegen
+    return args[0](*args), codegen
 
-    return op
+
+def _float_intrinsic(llvm_name, arity):
+    # Numba's intrinsic typers take fixed parameters, hence one definition per arity.
+    if arity == 2:
+        return intrinsic(lambda typingctx, a, b: _float_intrinsic_signature(llvm_name, (a, b)))
+    return intrinsic(lambda typingctx, a, b, c: _float_intrinsic_signature(llvm_name, (a, b, c)))
 
 
 # llvm.maxnum / llvm.minnum: the larger / smaller of a and b, the other one if either is NaN. Unlike
 # Numba's max() and min() each is one instruction, so a max-reduction over a row vectorizes (15x
 # faster here) and a clamp costs two instructions.
-maximum = _binary_intrinsic("llvm.maxnum")
-minimum = _binary_intrinsic("llvm.minnum")
-
-
-@intrinsic
-def _muladd(typingctx, a, b, c):
-    """a * b + c as llvm.fmuladd: one fused rounding where the CPU has FMA (then in the scalar and
-    the vector loop alike, so results do not depend on which runs), a multiply and an add elsewhere."""
-    if not (a == b == c and a in (types.float32, types.float64)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        ty = args[0].type
-        fn = builder.module.declare_intrinsic("llvm.fmuladd", [ty], ir.FunctionType(ty, [ty, ty, ty]))
-        return builder.call(fn, args)
-
-    return a(a, b, c), codegen
+maximum = _float_intrinsic("llvm.maxnum", 2)
+minimum = _float_intrinsic("llvm.minnum", 2)
+# a * b + c as llvm.fmuladd: one fused rounding where the CPU has FMA (then in the scalar and the
+# vector loop alike, so results do not depend on which runs), a multiply and an add elsewhere.
+_muladd = _float_intrinsic("llvm.fmuladd", 3)
 
 
 @intrinsic
