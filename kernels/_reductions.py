@@ -8,8 +8,6 @@ LLVM vectorize the whole loop at the width of doubles, halving the throughput of
 their final combination), far inside the float32 tolerance, and the float64 outer sum keeps long
 rows from drifting."""
 
-import numpy as np
-
 from . import _vmath
 from ._jit import reduction
 

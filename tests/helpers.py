@@ -55,5 +55,5 @@ def unchanged(*arrays):
     """Assert that the block leaves every given array bit-for-bit as it was."""
     before = [a.copy() for a in arrays]
     yield
-    for i, (a, b) in enumerate(zip(arrays, before)):
+    for i, (a, b) in enumerate(zip(arrays, before, strict=True)):
         assert np.array_equal(a, b, equal_nan=True), f"input {i} was modified"

@@ -53,7 +53,7 @@ def test_layouts(bk, dtype, rng, kind):
     y = bk.linear(x, w, b)
     grads = bk.linear_backward(dy, x, w)
     assert_close(bk.linear(layout(x, kind), layout(w, kind), layout(b, kind)), y, dtype)
-    for got, want in zip(bk.linear_backward(layout(dy, kind), layout(x, kind), layout(w, kind)), grads):
+    for got, want in zip(bk.linear_backward(layout(dy, kind), layout(x, kind), layout(w, kind)), grads, strict=True):
         assert_close(got, want, dtype)
 
 

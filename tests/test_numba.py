@@ -256,7 +256,7 @@ def test_results_are_bit_identical_for_every_thread_count(rng, op):
     if gk._backends.MAX_THREADS > 1:
         assert getattr(importlib.import_module(f"gradkernels.kernels.{module}"), driver).signatures
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
 
 

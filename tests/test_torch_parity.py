@@ -89,5 +89,5 @@ def test_linear_equals_torch(bk, dtype, rng):
     yt = F.linear(xt, wt.T, bt)  # torch stores weights (H, D)
     yt.backward(torch.tensor(dy.astype(np.float64)))
     assert_close(bk.linear(x, w, b), yt.detach().numpy(), dtype)
-    for ours, theirs in zip(bk.linear_backward(dy, x, w), (xt.grad, wt.grad, bt.grad)):
+    for ours, theirs in zip(bk.linear_backward(dy, x, w), (xt.grad, wt.grad, bt.grad), strict=True):
         assert_close(ours, theirs.numpy(), dtype)

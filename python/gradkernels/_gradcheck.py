@@ -50,7 +50,7 @@ def gradcheck(forward, backward, *inputs, eps=1e-6, atol=1e-8, rtol=1e-6, seed=0
     """
     if not (eps > 0 and atol >= 0 and rtol >= 0):
         raise ValueError(f"eps must be > 0 and atol, rtol >= 0, got eps={eps}, atol={atol}, rtol={rtol}")
-    args, differentiable = zip(*(_as_input(i, a) for i, a in enumerate(inputs))) if inputs else ((), ())
+    args, differentiable = zip(*(_as_input(i, a) for i, a in enumerate(inputs)), strict=True) if inputs else ((), ())
     args = list(args)
 
     out = np.asarray(forward(*args), dtype=np.float64)
@@ -65,7 +65,7 @@ def gradcheck(forward, backward, *inputs, eps=1e-6, atol=1e-8, rtol=1e-6, seed=0
         return float(np.sum(g * np.asarray(forward(*args), dtype=np.float64)))
 
     worst = None
-    for i, (x, grad) in enumerate(zip(args, grads)):
+    for i, (x, grad) in enumerate(zip(args, grads, strict=True)):
         if grad is None:
             continue
         if not differentiable[i]:

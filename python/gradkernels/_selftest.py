@@ -149,7 +149,7 @@ def check_case(case: Case, backend_name: str, dtype, seed: int = 0) -> Row:
             forward_ratio = error_ratio(case.forward(bk, *cast), expected, dtype)
             got = _as_tuple(case.backward(bk, g.astype(dtype), *cast))
             want = _as_tuple(case.backward(ref, g, *inputs))
-            backward_ratio = max(error_ratio(a, e, dtype) for a, e in zip(got, want) if e is not None)
+            backward_ratio = max(error_ratio(a, e, dtype) for a, e in zip(got, want, strict=True) if e is not None)
         if dtype == np.float64:
             fd_ratio = gradcheck(
                 lambda *a: case.forward(bk, *a), lambda gg, *a: case.backward(bk, gg, *a), *inputs,
