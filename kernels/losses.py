@@ -39,9 +39,13 @@ def _cross_entropy_row(dz, z, label, weight, weight_sum, smoothing, grad_scale):
     loss = (1.0 - smoothing) * w_t * (lse - label_shift) + uniform * (lse * weight_sum - smoothing_shift)
     t = z.dtype.type
     p_scale = t(((1.0 - smoothing) * w_t + uniform * weight_sum) / sum_exp * grad_scale)
-    w_scale = t(uniform * grad_scale)
-    for j in range(z.size):
-        dz[j] = dz[j] * p_scale - weight[j] * w_scale
+    if smoothing > 0.0:
+        w_scale = t(uniform * grad_scale)
+        for j in range(z.size):
+            dz[j] = dz[j] * p_scale - weight[j] * w_scale
+    else:  # without smoothing the weights enter through w_t alone: no pass over the weight row
+        for j in range(z.size):
+            dz[j] *= p_scale
     dz[label] -= t((1.0 - smoothing) * w_t * grad_scale)
     return loss
 
