@@ -202,3 +202,22 @@ def test_api_layer_honours_the_kernel_contract(rng, kind):
     ops["linear_backward"](spy, t, x, w)
     ops["linear_backward"](spy, np.empty((0, 6)), np.empty((0, 6)), w)
     assert set(calls) == set(_backends.KERNELS)
+
+
+def test_disabled_jit_leaves_a_working_package_and_says_why():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, gradkernels as gk\n"
+        "b = gk.backends()['numba']\n"
+        "print(b['available'], b['reason'])\n"
+        "print(gk.backend('auto').name, gk.softmax(np.zeros((2, 3)))[0, 0])\n"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.splitlines() == [
+        "False NUMBA_DISABLE_JIT is set: the kernels would run as plain Python",
+        f"{'c' if gk.backends()['c']['available'] else 'numpy'} 0.3333333333333333",
+    ]
