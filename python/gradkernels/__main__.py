@@ -19,6 +19,17 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _numba_target() -> str:
+    """The CPU LLVM compiles the Numba kernels for, as Numba configures it."""
+    try:
+        import llvmlite.binding as llvm
+        from numba.core import config
+    except ImportError:
+        return "not installed"
+    name = config.CPU_NAME or llvm.get_host_cpu_name()
+    return f"target {name}" + (f", features {config.CPU_FEATURES}" if config.CPU_FEATURES else "")
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -63,7 +74,7 @@ def info(_args) -> int:
         ("python", platform.python_version()),
         ("numpy", np.__version__),
         ("cffi", _version("cffi")),
-        ("numba", _version("numba")),
+        ("numba", f"{_version('numba')} ({_numba_target()})"),
         ("torch", _version("torch")),
         ("platform", platform.platform()),
         ("cpu", _cpu_model()),
