@@ -1,8 +1,37 @@
 """How every Numba kernel is compiled and parallelised, in one place."""
 
+import importlib
+
 import numba
+from numba.np.ufunc import parallel as _numba_parallel
 
 from .._backends import get_num_threads
+
+
+def _thread_safe_layer() -> bool:
+    """Whether parallel kernels can run on a threading layer that tolerates launches from several
+    Python threads at once (TBB or OpenMP). Numba's workqueue layer aborts the process when two
+    threads launch together, so without a safe layer the kernels run serially.
+
+    Unless the user chose a layer, ask Numba for a thread-safe one. This only narrows Numba's own
+    default order (TBB, OpenMP, workqueue), and only while no parallel code has run yet."""
+    if _numba_parallel._is_initialized:  # a layer is already fixed for this process
+        return numba.threading_layer() != "workqueue"
+    chosen = numba.config.THREADING_LAYER
+    if chosen == "workqueue":
+        return False
+    for module in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+        try:
+            importlib.import_module(module)
+        except Exception:  # the layer's library is missing (ImportError) or unusable (OSError)
+            continue
+        if chosen == "default":
+            numba.config.THREADING_LAYER = "threadsafe"
+        return True
+    return False
+
+
+THREAD_SAFE = _thread_safe_layer()
 
 # Two flag sets, one rule. A loop that writes arrays is compiled exactly as written (no fastmath):
 # when its output aliases an input, LLVM's runtime alias check sends it down the scalar loop
@@ -54,7 +83,7 @@ def go_parallel(size: int, threshold: int = PARALLEL_MIN_ELEMENTS) -> bool:
     """Whether a call of `size` elements should run on several threads; if so, sets Numba's count
     for this calling thread to gradkernels.get_num_threads()."""
     threads = get_num_threads()
-    if threads < 2 or size < threshold:
+    if threads < 2 or size < threshold or not THREAD_SAFE:
         return False
     numba.set_num_threads(threads)
     return True

@@ -279,3 +279,41 @@ def test_few_class_batches_agree_with_the_row_kernel(rng, classes):
 
     assert_close(results[0][0], results[1][0], np.float32)
     assert_close(results[0][1], results[1][1], np.float32)
+
+
+_CONCURRENT_CALLS = """
+import sys, threading, numpy as np, gradkernels as gk
+bk = gk.backend("numba")
+rng = np.random.default_rng(0)
+z = rng.standard_normal((512, 1000)).astype(np.float32)
+labels = rng.integers(0, 1000, 512)
+x = rng.standard_normal(300_000).astype(np.float32)
+calls = (lambda: bk.softmax_cross_entropy(z, labels)[1], lambda: bk.sigmoid(x),
+         lambda: bk.relu_with_mask(x)[1], lambda: bk.mse(x, 0.5 * x)[0])
+expected = [call() for call in calls]
+mismatches = []
+def work():
+    for _ in range(20):
+        for call, want in zip(calls, expected, strict=True):
+            if not np.array_equal(call(), want):
+                mismatches.append(1)
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(gk.backends()["numba"]["threads"], len(mismatches))
+"""
+
+
+def test_python_threads_calling_at_once_get_the_serial_results():
+    threads, mismatches = map(int, _run(_CONCURRENT_CALLS).split())
+    assert mismatches == 0 and threads == gk.get_num_threads()
+
+
+def test_without_a_thread_safe_layer_kernels_run_serially_instead_of_aborting():
+    # Numba's workqueue layer aborts the process on concurrent launches from Python threads.
+    import os
+
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    done = subprocess.run([sys.executable, "-c", _CONCURRENT_CALLS], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "0"]

@@ -106,8 +106,9 @@ def _load_numba() -> BackendInfo:
     if numba.config.DISABLE_JIT:
         return BackendInfo("numba", None, "NUMBA_DISABLE_JIT is set: the kernels would run as plain Python", numba.__version__)
     from . import kernels
+    from .kernels._jit import THREAD_SAFE
 
-    return BackendInfo("numba", _namespace(kernels), None, numba.__version__, parallel=True)
+    return BackendInfo("numba", _namespace(kernels), None, numba.__version__, parallel=THREAD_SAFE)
 
 
 def _load_c() -> BackendInfo:
