@@ -15,7 +15,15 @@ import numpy as np
 from numba import prange
 
 from . import _vmath
-from ._jit import CHUNK, PARALLEL_MIN_ELEMENTS, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL, go_parallel, kernel, parallel_kernel, row_kernel
+from ._jit import (
+    CHUNK,
+    PARALLEL_MIN_ELEMENTS,
+    PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL,
+    go_parallel,
+    kernel,
+    parallel_kernel,
+    row_kernel,
+)
 from ._reductions import bce_loss_sum, row_max, soft_target_sums, squared_error_sum, total, weighted_shift
 from .softmax import parallel_rows
 
