@@ -186,12 +186,6 @@ def use_backend(name: str) -> Iterator[None]:
         _override.reset(token)
 
 
-def active_kernels() -> types.SimpleNamespace:
-    kernels = resolve(get_backend()).kernels
-    assert kernels is not None
-    return kernels
-
-
 def backends() -> dict[str, dict[str, object]]:
     """Every backend by name: whether it is available, why not, its version and thread count."""
     return {
