@@ -74,8 +74,9 @@ class BackendInfo:
         return get_num_threads() if self.parallel else 1
 
 
-def _namespace(module) -> types.SimpleNamespace:
-    return types.SimpleNamespace(**{name: getattr(module, name) for name in KERNELS})
+def _namespace(module, wrap: Callable[[Callable], Callable] = lambda kernel: kernel) -> types.SimpleNamespace:
+    """The kernels of the contract, taken by name from a backend's package."""
+    return types.SimpleNamespace(**{name: wrap(getattr(module, name)) for name in KERNELS})
 
 
 def _ieee_quiet(kernel: Callable) -> Callable:
@@ -94,8 +95,7 @@ def _load_numpy() -> BackendInfo:
     from . import reference
 
     # NumPy's ufuncs run on one thread; its BLAS (linear layers) keeps its own pool.
-    kernels = types.SimpleNamespace(**{name: _ieee_quiet(getattr(reference, name)) for name in KERNELS})
-    return BackendInfo("numpy", kernels, None, numpy.__version__)
+    return BackendInfo("numpy", _namespace(reference, _ieee_quiet), None, numpy.__version__)
 
 
 def _load_numba() -> BackendInfo:
