@@ -1,4 +1,4 @@
-/* Runtime CPU feature detection, read from the processor the code runs on. */
+/* What this build and the processor it runs on can do: runtime CPU features, OpenMP. */
 #include "gradkernels.h"
 
 uint32_t gk_cpu_features(void)
@@ -21,4 +21,13 @@ uint32_t gk_cpu_features(void)
     features |= GK_CPU_NEON;
 #endif
     return features;
+}
+
+int gk_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
 }

@@ -26,4 +26,97 @@ enum gk_cpu_feature {
  * what runtime dispatch between kernel variants keys on. */
 uint32_t gk_cpu_features(void);
 
+/* Whether this build runs kernels on several threads (it was compiled with OpenMP). */
+int gk_openmp(void);
+
+/* What every kernel returns. */
+enum gk_status {
+    GK_OK = 0,
+    GK_BAD_LABEL = 1,    /* a class label outside [0, classes) that is not ignore_index */
+    GK_NO_MEMORY = 2,    /* a small scratch allocation failed */
+    GK_BAD_ARGUMENT = 3  /* an argument outside its documented set */
+};
+
+/* The kernels. Every one comes as _f32 (float) and _f64 (double) and takes its outputs first, then
+ * its inputs, then sizes, then scalar options, then `threads`, the most threads it may use (the
+ * small ones run on one). Arrays are contiguous; sizes are positive element counts; an output may
+ * be the very array of an input of the same shape, never a partial overlap of one. Formulas:
+ * the Python package's gradkernels.reference. */
+
+/* Elementwise activations over n elements (activations.c). mask: ceil(n / 8) bytes, bit k of
+ * byte j for element 8j + k (np.packbits(x > 0, bitorder="little")). */
+int gk_relu_forward_f32(float *y, const float *x, int64_t n, int threads);
+int gk_relu_forward_f64(double *y, const double *x, int64_t n, int threads);
+int gk_relu_forward_mask_f32(float *y, uint8_t *mask, const float *x, int64_t n, int threads);
+int gk_relu_forward_mask_f64(double *y, uint8_t *mask, const double *x, int64_t n, int threads);
+int gk_relu_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads);
+int gk_relu_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads);
+int gk_relu_backward_mask_f32(float *dx, const float *dy, const uint8_t *mask, int64_t n, int threads);
+int gk_relu_backward_mask_f64(double *dx, const double *dy, const uint8_t *mask, int64_t n, int threads);
+int gk_leaky_relu_forward_f32(float *y, const float *x, int64_t n, double negative_slope, int threads);
+int gk_leaky_relu_forward_f64(double *y, const double *x, int64_t n, double negative_slope, int threads);
+int gk_leaky_relu_backward_f32(float *dx, const float *dy, const float *x, int64_t n, double negative_slope,
+                               int threads);
+int gk_leaky_relu_backward_f64(double *dx, const double *dy, const double *x, int64_t n, double negative_slope,
+                               int threads);
+int gk_sigmoid_forward_f32(float *y, const float *x, int64_t n, int threads);
+int gk_sigmoid_forward_f64(double *y, const double *x, int64_t n, int threads);
+int gk_sigmoid_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads);
+int gk_sigmoid_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads);
+int gk_tanh_forward_f32(float *y, const float *x, int64_t n, int threads);
+int gk_tanh_forward_f64(double *y, const double *x, int64_t n, int threads);
+int gk_tanh_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads);
+int gk_tanh_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads);
+
+/* Softmax family along the rows of C-ordered (rows, classes) arrays (softmax.c). */
+int gk_softmax_forward_f32(float *p, const float *z, int64_t rows, int64_t classes, int threads);
+int gk_softmax_forward_f64(double *p, const double *z, int64_t rows, int64_t classes, int threads);
+int gk_softmax_backward_f32(float *dz, const float *dp, const float *p, int64_t rows, int64_t classes, int threads);
+int gk_softmax_backward_f64(double *dz, const double *dp, const double *p, int64_t rows, int64_t classes,
+                            int threads);
+int gk_log_softmax_forward_f32(float *logp, const float *z, int64_t rows, int64_t classes, int threads);
+int gk_log_softmax_forward_f64(double *logp, const double *z, int64_t rows, int64_t classes, int threads);
+int gk_log_softmax_backward_f32(float *dz, const float *dlogp, const float *logp, int64_t rows, int64_t classes,
+                                int threads);
+int gk_log_softmax_backward_f64(double *dz, const double *dlogp, const double *logp, int64_t rows,
+                                int64_t classes, int threads);
+
+/* Fused losses (losses.c): the gradient times grad_scale, and the unreduced losses. Cross-entropy
+ * takes (rows, classes) logits, one int64 label per row (or class probabilities of the logits'
+ * shape) and a weight per class. The elementwise losses take n elements, write their losses only
+ * when `losses` is not NULL, and their float64 sum always. */
+int gk_softmax_cross_entropy_f32(float *dz, float *losses, const float *z, const int64_t *labels,
+                                 const float *weight, int64_t rows, int64_t classes, int64_t ignore_index,
+                                 double label_smoothing, double grad_scale, int threads);
+int gk_softmax_cross_entropy_f64(double *dz, double *losses, const double *z, const int64_t *labels,
+                                 const double *weight, int64_t rows, int64_t classes, int64_t ignore_index,
+                                 double label_smoothing, double grad_scale, int threads);
+int gk_softmax_cross_entropy_soft_f32(float *dz, float *losses, const float *z, const float *targets,
+                                      const float *weight, int64_t rows, int64_t classes, double label_smoothing,
+                                      double grad_scale, int threads);
+int gk_softmax_cross_entropy_soft_f64(double *dz, double *losses, const double *z, const double *targets,
+                                      const double *weight, int64_t rows, int64_t classes,
+                                      double label_smoothing, double grad_scale, int threads);
+int gk_sigmoid_binary_cross_entropy_f32(float *dz, float *losses, double *loss_sum, const float *z,
+                                        const float *targets, int64_t n, double grad_scale, int threads);
+int gk_sigmoid_binary_cross_entropy_f64(double *dz, double *losses, double *loss_sum, const double *z,
+                                        const double *targets, int64_t n, double grad_scale, int threads);
+int gk_mse_f32(float *dpred, float *losses, double *loss_sum, const float *pred, const float *target, int64_t n,
+               double grad_scale, int threads);
+int gk_mse_f64(double *dpred, double *losses, double *loss_sum, const double *pred, const double *target,
+               int64_t n, double grad_scale, int threads);
+
+/* The bias gradient of a linear layer (linear.c): db = the sums over the rows of a C-ordered
+ * (rows, cols) dy, or of a Fortran-ordered one read as its C-ordered transpose. Serial. */
+int gk_column_sums_f32(float *db, const float *dy, int64_t rows, int64_t cols);
+int gk_column_sums_f64(double *db, const double *dy, int64_t rows, int64_t cols);
+int gk_row_sums_f32(float *db, const float *dy_t, int64_t rows, int64_t cols);
+int gk_row_sums_f64(double *db, const double *dy_t, int64_t rows, int64_t cols);
+
+/* An elementary function of vmath.h over n elements (vmath.c); log is for x >= 1 and log1p_unit
+ * for 0 <= x <= 1. */
+enum gk_function { GK_EXP = 0, GK_EXPM1 = 1, GK_TANH = 2, GK_SIGMOID = 3, GK_LOG = 4, GK_LOG1P_UNIT = 5 };
+int gk_vmath_f32(float *y, const float *x, int64_t n, int function);
+int gk_vmath_f64(double *y, const double *x, int64_t n, int function);
+
 #endif

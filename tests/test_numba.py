@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import elementary
 import gradkernels as gk
 
 if not gk.backends()["numba"]["available"]:
@@ -105,8 +106,6 @@ def test_float32_elementwise_kernels_compute_in_float32():
 # ---------------------------------------------------------------------------------------------
 # The elementary functions: worst error in ulp over the whole input range.
 
-_LONG_DOUBLE_ENOUGH = np.finfo(np.longdouble).nmant >= 63
-
 
 def _applier(fn):
     @numba.njit(error_model="numpy")
@@ -116,70 +115,26 @@ def _applier(fn):
     return apply
 
 
-APPLY = {name: _applier(getattr(_vmath, name)) for name in ("exp", "expm1", "tanh", "sigmoid", "log1p_unit", "log")}
+APPLY = {name: _applier(getattr(_vmath, name)) for name in elementary.FUNCTIONS}
 
 
-def _max_ulp(got, exact, dtype):
-    exact_rounded = exact.astype(dtype)
-    ok = np.isfinite(exact_rounded) & (exact != 0)
-    spacing = np.spacing(np.abs(exact_rounded[ok])).astype(np.longdouble)
-    return float(np.max(np.abs(got[ok].astype(np.longdouble) - exact[ok]) / spacing))
-
-
-def _sweep(dtype, lo, hi, n=400_001):
-    tiny = np.geomspace(np.finfo(dtype).tiny, 1.0, 20_000)
-    return np.concatenate([np.linspace(lo, hi, n), tiny, -tiny]).astype(dtype)
-
-
-# (function, input range per dtype, exact reference in long double, documented worst ulp per dtype)
-# The bounds are the ones documented in kernels/_vmath.py (measured maxima: exp 1.15 / 1.08,
-# tanh 2.48 / 2.57, sigmoid 2.10 / 2.12, log1p 3.22 / 3.20, log 2.63 / 2.71 ulp for float32 / float64).
-ULP_CASES = {
-    "exp": ({np.float32: (-110, 95), np.float64: (-760, 715)}, np.exp, 1.25),
-    "tanh": ({np.float32: (-12, 12), np.float64: (-22, 22)}, np.tanh, 3.0),
-    "sigmoid": ({np.float32: (-110, 40), np.float64: (-760, 60)}, lambda x: 1 / (1 + np.exp(-x)), 2.5),
-    "log1p_unit": ({np.float32: (0, 1), np.float64: (0, 1)}, np.log1p, 3.5),
-    "log": ({np.float32: (1, 3e38), np.float64: (1, 1e308)}, np.log, 3.5),
-}
-
-
-@pytest.mark.skipif(not _LONG_DOUBLE_ENOUGH, reason="needs an 80- or 128-bit long double as the exact reference")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("name", ULP_CASES)
-def test_elementary_function_worst_error(name, dtype):
-    ranges, exact_fn, bound = ULP_CASES[name]
-    lo, hi = ranges[dtype]
-    x = _sweep(dtype, lo, hi)
-    if name == "log1p_unit":
-        x = np.abs(x)
-    if name == "log":  # its domain is [1, max]: the sums of shifted exponentials
-        x = np.concatenate([np.linspace(1, 64, 200_001), np.geomspace(1, hi, 200_001)]).astype(dtype)
+def _apply(name, x):
     y = np.empty_like(x)
     APPLY[name](y, x)
-    with np.errstate(over="ignore"):
-        assert _max_ulp(y, exact_fn(x.astype(np.longdouble)), dtype) <= bound
+    return y
+
+
+@pytest.mark.skipif(not elementary.LONG_DOUBLE_ENOUGH, reason="needs an 80- or 128-bit long double as the exact reference")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", elementary.ULP_CASES)
+def test_elementary_function_worst_error(name, dtype):
+    x = elementary.sweep(name, dtype)
+    assert elementary.worst_ulp(name, x, _apply(name, x)) <= elementary.ULP_CASES[name][2]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_elementary_functions_at_special_values(dtype):
-    info = np.finfo(dtype)
-    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, info.max, -info.max], dtype)
-    out = {name: np.empty_like(x) for name in APPLY}
-    for name, apply in APPLY.items():
-        apply(out[name], x)
-    nan = np.nan
-    np.testing.assert_array_equal(out["exp"], np.array([nan, np.inf, 0, 1, 1, np.inf, 0], dtype))
-    np.testing.assert_array_equal(out["expm1"], np.array([nan, np.inf, -1, 0, 0, np.inf, -1], dtype))
-    np.testing.assert_array_equal(out["tanh"], np.array([nan, 1, -1, 0, -0.0, 1, -1], dtype))
-    assert np.signbit(out["tanh"][4]) and not np.signbit(out["tanh"][3])
-    np.testing.assert_array_equal(out["sigmoid"], np.array([nan, 1, 0, 0.5, 0.5, 1, 0], dtype))
-    assert np.isnan(out["log1p_unit"][0]) and out["log1p_unit"][3] == 0
-    assert np.isnan(out["log"][0]) and out["log"][1] == np.inf and np.isclose(out["log"][5], np.log(info.max), rtol=1e-6)
-    # gradual underflow: exp reaches the subnormals and rounds to the nearest
-    x = np.array([np.log(info.tiny) - 5], dtype)
-    y = np.empty_like(x)
-    APPLY["exp"](y, x)
-    assert 0 < y[0] < info.tiny and abs(y[0] - np.exp(x.astype(np.longdouble))[0]) <= info.smallest_subnormal
+    elementary.check_special_values(_apply, dtype)
 
 
 def _cpu_has(feature):

@@ -18,6 +18,7 @@ import contextvars
 import dataclasses
 import functools
 import importlib
+import importlib.metadata
 import os
 import threading
 import types
@@ -113,10 +114,18 @@ def _load_numba() -> BackendInfo:
 
 def _load_c() -> BackendInfo:
     try:
-        importlib.import_module("gradkernels._ckernels")
-    except ImportError as exc:
+        from . import _cbackend
+    except ImportError as exc:  # not built (no C compiler at install time) or not loadable
         return BackendInfo("c", None, f"the C extension failed to import: {exc}", None)
-    return BackendInfo("c", None, "the C extension is built but has no kernels yet", None)
+    # Built without OpenMP, its kernels run on one thread.
+    return BackendInfo("c", _namespace(_cbackend), None, _version(), parallel=_cbackend.OPENMP)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("gradkernels")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 _LOADERS: dict[str, Callable[[], BackendInfo]] = {"numpy": _load_numpy, "numba": _load_numba, "c": _load_c}

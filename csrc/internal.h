@@ -1,0 +1,66 @@
+/* What every kernel source shares: status codes, runtime ISA dispatch, OpenMP spelling, sizes. */
+#ifndef GK_INTERNAL_H
+#define GK_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "gradkernels.h"
+
+/* One build, fast here and safe anywhere: each public kernel is compiled for AVX-512, for AVX2 +
+ * FMA and for the baseline ISA, and the loader picks the variant the running CPU supports (GCC's
+ * ifunc-based target_clones; the OpenMP regions inside are cloned with it). GK_NATIVE (set by
+ * GRADKERNELS_NATIVE=1 at build time) compiles for the build machine only, with no dispatch. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(GK_NATIVE) && __GNUC__ >= 12
+#define GK_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GK_DISPATCH
+/* Whether a row kernel (an exponential per element) should split its rows over `threads` threads. */
+static inline int gk_parallel_rows(int64_t rows, int64_t classes, int threads)
+{
+    return rows > 1 && gk_parallel(rows * classes, threads, GK_PARALLEL_MIN_TRANSCENDENTAL);
+}
+
+#endif
+
+/* The per-element and per-row helpers must be inlined into each dispatched variant: a call would
+ * leave them compiled for the baseline ISA and stop the caller's loop from vectorizing. */
+#define GK_INLINE static inline __attribute__((always_inline))
+
+#define GK_STRINGIFY(x) #x
+/* `#pragma omp ...` from inside a macro. Without OpenMP the parallel pragmas are ignored and the
+ * loops they mark run serially; the simd ones still apply (-fopenmp-simd). */
+#define GK_OMP(directive) _Pragma(GK_STRINGIFY(omp directive))
+#ifndef _OPENMP
+/* Then `threads` is read only by the ignored pragmas. */
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#endif
+
+/* Below these sizes a parallel region costs more than it saves (the same crossovers the Numba
+ * backend measured: cheap elementwise ops, and ops that evaluate an exponential per element). */
+#define GK_PARALLEL_MIN_ELEMENTS ((int64_t)1 << 16)
+#define GK_PARALLEL_MIN_TRANSCENDENTAL ((int64_t)1 << 13)
+
+/* Elements per task of the kernels that sum (the elementwise losses): fixed, so the per-chunk
+ * partial sums, added in chunk order, are the same for every thread count. */
+#define GK_CHUNK ((int64_t)1 << 14)
+
+/* Float sums run in blocks of GK_BLOCK elements in the data's own type (at full vector width);
+ * the block sums are added in double, so long rows do not drift. */
+#define GK_BLOCK 64
+
+#define GK_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* Whether a loop of n elements with this threshold should use `threads` threads. */
+static inline int gk_parallel(int64_t n, int threads, int64_t threshold)
+{
+    return threads > 1 && n >= threshold;
+}
+
+/* Whether a row kernel (an exponential per element) should split its rows over `threads` threads. */
+static inline int gk_parallel_rows(int64_t rows, int64_t classes, int threads)
+{
+    return rows > 1 && gk_parallel(rows * classes, threads, GK_PARALLEL_MIN_TRANSCENDENTAL);
+}
+
+#endif

@@ -1,0 +1,234 @@
+/* Fused losses: the gradient (already multiplied by grad_scale) and the unreduced losses in one
+ * call; the Python layer reduces. Formulas: gradkernels.reference.losses.
+ *
+ * Cross-entropy, per row: read-only passes take the max and what the loss needs from the logits,
+ * then strict passes write the exponentials into the gradient row, sum them read-only and finish
+ * the gradient in place (which may overwrite the logits: nothing reads them after the first write).
+ *
+ * Elementwise losses, per fixed GK_CHUNK: a read-only pass sums the losses (before anything is
+ * written, as the gradient may overwrite the input), then one pass writes the gradient (and the
+ * losses) while the chunk is still in cache. Chunk sums are added in chunk order, so the total is
+ * the same for every thread count. */
+#ifdef T
+
+/* Writes the gradient row and returns the row's loss, with q = (1 - eps) onehot + eps / C:
+ * loss = sum_j w_j q_j (lse - s_j), dz_j = ((sum_k w_k q_k) p_j - w_j q_j) grad_scale. */
+GK_INLINE double S(cross_entropy_row)(T *dz, const T *z, int64_t label, const T *weight, double weight_sum,
+                                      int64_t classes, double smoothing, double grad_scale)
+{
+    T m = S(gk_row_max)(z, classes);
+    double label_shift = (double)(z[label] - m);
+    double smoothing_shift = smoothing > 0 ? S(gk_weighted_shift)(z, m, weight, classes) : 0.0;
+    GK_OMP(simd)
+    for (int64_t j = 0; j < classes; j++)
+        dz[j] = S(gk_exp)(z[j] - m);
+    double sum_exp = S(gk_total)(dz, classes);
+    double lse = gk_log_f64(sum_exp);
+    double w_t = (double)weight[label];
+    double uniform = smoothing / (double)classes;
+    double loss = (1.0 - smoothing) * w_t * (lse - label_shift) + uniform * (lse * weight_sum - smoothing_shift);
+    T p_scale = (T)(((1.0 - smoothing) * w_t + uniform * weight_sum) / sum_exp * grad_scale);
+    if (smoothing > 0) {
+        T w_scale = (T)(uniform * grad_scale);
+        GK_OMP(simd)
+        for (int64_t j = 0; j < classes; j++)
+            dz[j] = dz[j] * p_scale - weight[j] * w_scale;
+    } else { /* the weights enter through w_t alone: no pass over the weight row */
+        GK_OMP(simd)
+        for (int64_t j = 0; j < classes; j++)
+            dz[j] *= p_scale;
+    }
+    dz[label] -= (T)((1.0 - smoothing) * w_t * grad_scale);
+    return loss;
+}
+
+/* Integer labels, each in [0, classes) or equal to ignore_index, checked here before anything is
+ * written: a bad label returns GK_BAD_LABEL and leaves the outputs untouched. */
+GK_DISPATCH int S(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int64_t *labels, const T *weight,
+                                            int64_t rows, int64_t classes, int64_t ignore_index, double smoothing,
+                                            double grad_scale, int threads)
+{
+    for (int64_t r = 0; r < rows; r++)
+        if (labels[r] != ignore_index && (labels[r] < 0 || labels[r] >= classes))
+            return GK_BAD_LABEL;
+    double weight_sum = S(gk_total)(weight, classes);
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel_rows(rows, classes, threads)))
+    for (int64_t r = 0; r < rows; r++) {
+        T *dz_row = dz + r * classes;
+        if (labels[r] == ignore_index) {
+            memset(dz_row, 0, (size_t)classes * sizeof(T));
+            losses[r] = 0;
+        } else {
+            losses[r] = (T)S(cross_entropy_row)(dz_row, z + r * classes, labels[r], weight, weight_sum, classes,
+                                                smoothing, grad_scale);
+        }
+    }
+    return GK_OK;
+}
+
+/* Class-probability targets: the same formulas with q' = (1 - eps) q + eps / C. */
+GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const T *weight, int64_t classes,
+                                           double smoothing, double grad_scale)
+{
+    T m = S(gk_row_max)(z, classes);
+    T keep = (T)(1.0 - smoothing), uniform = (T)(smoothing / (double)classes);
+    double wq = 0, wq_shift = 0; /* sum_j w_j q'_j and sum_j w_j q'_j (z_j - m) */
+    for (int64_t b = 0; b < classes; b += GK_BLOCK) {
+        int64_t e = GK_MIN(classes, b + GK_BLOCK);
+        T t = 0, u = 0;
+        GK_OMP(simd reduction(+ : t, u))
+        for (int64_t j = b; j < e; j++) {
+            T wq_j = weight[j] * (keep * q[j] + uniform);
+            t += wq_j;
+            u += wq_j * (z[j] - m);
+        }
+        wq += (double)t;
+        wq_shift += (double)u;
+    }
+    GK_OMP(simd)
+    for (int64_t j = 0; j < classes; j++)
+        dz[j] = S(gk_exp)(z[j] - m);
+    double sum_exp = S(gk_total)(dz, classes);
+    T p_scale = (T)(wq / sum_exp * grad_scale);
+    T q_scale = (T)((1.0 - smoothing) * grad_scale), u_scale = (T)(smoothing / (double)classes * grad_scale);
+    GK_OMP(simd)
+    for (int64_t j = 0; j < classes; j++)
+        dz[j] = dz[j] * p_scale - weight[j] * (q[j] * q_scale + u_scale);
+    return gk_log_f64(sum_exp) * wq - wq_shift;
+}
+
+GK_DISPATCH int S(gk_softmax_cross_entropy_soft)(T *dz, T *losses, const T *z, const T *targets, const T *weight,
+                                                 int64_t rows, int64_t classes, double smoothing, double grad_scale,
+                                                 int threads)
+{
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel_rows(rows, classes, threads)))
+    for (int64_t r = 0; r < rows; r++)
+        losses[r] = (T)S(soft_cross_entropy_row)(dz + r * classes, z + r * classes, targets + r * classes, weight,
+                                                 classes, smoothing, grad_scale);
+    return GK_OK;
+}
+
+/* One chunk of sigmoid + binary cross-entropy: loss = max(z, 0) - z t + log(1 + exp(-|z|)),
+ * dz = (sigmoid(z) - t) grad_scale. Returns the chunk's loss sum. */
+GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t n, T grad_scale)
+{
+    double s = 0;
+    for (int64_t b = 0; b < n; b += GK_BLOCK) {
+        int64_t e = GK_MIN(n, b + GK_BLOCK);
+        T acc = 0;
+        GK_OMP(simd reduction(+ : acc))
+        for (int64_t i = b; i < e; i++) {
+            T v = z[i];
+            acc += ((v > 0 ? v : (T)0) - v * t[i]) + S(gk_log1p_unit)(S(gk_exp)(-S(gk_abs)(v)));
+        }
+        s += (double)acc;
+    }
+    if (losses) {
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++) {
+            T v = z[i], e = S(gk_exp)(-S(gk_abs)(v));
+            losses[i] = ((v > 0 ? v : (T)0) - v * t[i]) + S(gk_log1p_unit)(e);
+            dz[i] = ((v >= 0 ? (T)1 : e) / ((T)1 + e) - t[i]) * grad_scale;
+        }
+    } else {
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++) {
+            T v = z[i], e = S(gk_exp)(-S(gk_abs)(v));
+            dz[i] = ((v >= 0 ? (T)1 : e) / ((T)1 + e) - t[i]) * grad_scale;
+        }
+    }
+    return s;
+}
+
+/* One chunk of the squared error: loss = d^2, dpred = 2 d grad_scale with d = pred - target. */
+GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *target, int64_t n, T grad_scale)
+{
+    double s = 0;
+    for (int64_t b = 0; b < n; b += GK_BLOCK) {
+        int64_t e = GK_MIN(n, b + GK_BLOCK);
+        T acc = 0;
+        GK_OMP(simd reduction(+ : acc))
+        for (int64_t i = b; i < e; i++) {
+            T d = pred[i] - target[i];
+            acc += d * d;
+        }
+        s += (double)acc;
+    }
+    T g = (T)2 * grad_scale;
+    if (losses) {
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++) {
+            T d = pred[i] - target[i];
+            losses[i] = d * d;
+            dpred[i] = d * g;
+        }
+    } else {
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++)
+            dpred[i] = (pred[i] - target[i]) * g;
+    }
+    return s;
+}
+
+/* In the two drivers below, each chunk's loss sum lands in partial[c]; gk_sum_chunks adds them in
+ * chunk order. The parallel loop sits in each dispatched function itself: OpenMP outlines a
+ * region into a function of its own, which is compiled per ISA only when its parent is. */
+
+/* losses may be NULL (a reduced loss needs only the sum). */
+GK_DISPATCH int S(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_sum, const T *z, const T *targets,
+                                                   int64_t n, double grad_scale, int threads)
+{
+    double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
+    if (!partial)
+        return GK_NO_MEMORY;
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel(n, threads, 2 * GK_CHUNK)))
+    for (int64_t c = 0; c < gk_chunks(n); c++) {
+        int64_t s = c * GK_CHUNK;
+        partial[c] = S(bce_chunk)(dz + s, losses ? losses + s : NULL, z + s, targets + s, GK_MIN(n - s, GK_CHUNK),
+                                  (T)grad_scale);
+    }
+    *loss_sum = gk_sum_chunks(partial, n);
+    return GK_OK;
+}
+
+GK_DISPATCH int S(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, const T *target, int64_t n,
+                          double grad_scale, int threads)
+{
+    double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
+    if (!partial)
+        return GK_NO_MEMORY;
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    for (int64_t c = 0; c < gk_chunks(n); c++) {
+        int64_t s = c * GK_CHUNK;
+        partial[c] = S(mse_chunk)(dpred + s, losses ? losses + s : NULL, pred + s, target + s,
+                                  GK_MIN(n - s, GK_CHUNK), (T)grad_scale);
+    }
+    *loss_sum = gk_sum_chunks(partial, n);
+    return GK_OK;
+}
+
+#else
+#include <stdlib.h>
+
+#include "internal.h"
+#include "reductions.h"
+#include "vmath.h"
+
+static int64_t gk_chunks(int64_t n)
+{
+    return (n + GK_CHUNK - 1) / GK_CHUNK;
+}
+
+/* The chunk sums of n elements, added in chunk order; frees them. */
+static double gk_sum_chunks(double *partial, int64_t n)
+{
+    double total = 0;
+    for (int64_t c = 0; c < gk_chunks(n); c++)
+        total += partial[c];
+    free(partial);
+    return total;
+}
+
+#define GK_TEMPLATE "losses.c"
+#include "template.h"
+#endif
