@@ -10,7 +10,27 @@ hypothesis.settings.load_profile("default")
 AVAILABLE_BACKENDS = [name for name, info in gk.backends().items() if info["available"]]
 
 
-@pytest.fixture(params=AVAILABLE_BACKENDS)
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backend", action="append", choices=list(gk.backends()), help="run the per-backend tests on these only"
+    )
+
+
+def pytest_configure(config):
+    for name in config.getoption("backend") or ():
+        if name not in AVAILABLE_BACKENDS:
+            raise pytest.UsageError(f"--backend {name}: not available here ({gk.backends()[name]['reason']})")
+
+
+def pytest_generate_tests(metafunc):
+    """The `bk` fixture's backends: every available one, or those named with --backend (.ci/run
+    runs the C backend alone under the sanitizers)."""
+    if "bk" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("backend") or AVAILABLE_BACKENDS
+        metafunc.parametrize("bk", chosen, indirect=True)
+
+
+@pytest.fixture
 def bk(request):
     """The ops bound to each available backend in turn: the whole suite runs once per backend."""
     return gk.backend(request.param)

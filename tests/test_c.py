@@ -1,0 +1,253 @@
+"""What is particular to the C backend: its elementary functions, the checks that keep C inside
+its arrays whatever Python passes, threads, the generated machine code, and how it builds."""
+
+import concurrent.futures
+import json
+import os
+import pathlib
+import platform
+import re
+import runpy
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import elementary
+import gradkernels as gk
+from gradkernels import _backends
+
+if not gk.backends()["c"]["available"]:
+    pytest.skip(f"c backend: {gk.backends()['c']['reason']}", allow_module_level=True)
+
+from gradkernels import _cbackend  # noqa: E402
+from gradkernels._ckernels import ffi, lib  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+KERNELS = _backends.info("c").kernels
+
+
+def _apply(name, x):
+    y = np.empty_like(x)
+    fn = lib.gk_vmath_f32 if x.dtype == np.float32 else lib.gk_vmath_f64
+    ctype = "float[]" if x.dtype == np.float32 else "double[]"
+    status = fn(ffi.from_buffer(ctype, y), ffi.from_buffer(ctype, x), x.size, getattr(lib, f"GK_{name.upper()}"))
+    assert status == lib.GK_OK
+    return y
+
+
+# ---------------------------------------------------------------------------------------------
+# The elementary functions (csrc/vmath.h): the Numba backend's algorithms and bounds
+
+
+@pytest.mark.skipif(not elementary.LONG_DOUBLE_ENOUGH, reason="needs an 80- or 128-bit long double as the exact reference")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", elementary.ULP_CASES)
+def test_elementary_function_worst_error(name, dtype):
+    x = elementary.sweep(name, dtype)
+    assert elementary.worst_ulp(name, x, _apply(name, x)) <= elementary.ULP_CASES[name][2]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_elementary_functions_at_special_values(dtype):
+    elementary.check_special_values(_apply, dtype)
+
+
+def test_an_unknown_function_is_refused():
+    x = np.ones(4)
+    assert lib.gk_vmath_f64(ffi.from_buffer("double[]", x), ffi.from_buffer("double[]", x), 4, 99) == lib.GK_BAD_ARGUMENT
+
+
+# ---------------------------------------------------------------------------------------------
+# Nothing from Python makes C read or write outside an array
+
+
+def test_a_label_out_of_range_raises_even_past_the_api_layer(rng):
+    z = rng.standard_normal((6, 5))
+    weight = np.ones(5)
+    for bad in (5, -1, 2**40):
+        labels = np.array([0, 1, 2, bad, 4, -100], np.int64)
+        dz, losses = np.full_like(z, 7.0), np.full(6, 7.0)
+        with pytest.raises(ValueError, match="label"):
+            KERNELS.softmax_cross_entropy(dz, losses, z, labels, weight, -100, 0.0, 1.0)
+        assert np.all(dz == 7.0) and np.all(losses == 7.0), "outputs written before the labels were checked"
+
+
+BAD_ARGUMENTS = {
+    "output too short": lambda x: KERNELS.relu_forward(np.empty(x.size - 1, x.dtype), x),
+    "read-only output": lambda x: KERNELS.relu_forward(np.broadcast_to(np.zeros(1, x.dtype), x.shape), x),
+    "mixed dtypes": lambda x: KERNELS.relu_backward(np.empty_like(x), x, x.astype(np.float64)),
+    "strided input": lambda x: KERNELS.sigmoid_forward(np.empty(x.size // 2, x.dtype), x[::2]),
+    "integer input": lambda x: KERNELS.tanh_forward(np.empty(x.size, np.int32), x.astype(np.int32)),
+    "short mask": lambda x: KERNELS.relu_backward_mask(np.empty_like(x), x, np.zeros(x.size // 8 - 1, np.uint8)),
+    "mask of wrong type": lambda x: KERNELS.relu_forward_mask(np.empty_like(x), np.zeros(x.size // 8, np.int8), x),
+    "rows output too small": lambda x: KERNELS.softmax_forward(np.empty((4, 15), x.dtype), x.reshape(4, 16)),
+    "short weight": lambda x: KERNELS.softmax_cross_entropy(
+        np.empty((8, 8), x.dtype), np.empty(8, x.dtype), x.reshape(8, 8), np.zeros(8, np.int64),
+        np.ones(7, x.dtype), -100, 0.0, 1.0),
+    "int32 labels": lambda x: KERNELS.softmax_cross_entropy(
+        np.empty((8, 8), x.dtype), np.empty(8, x.dtype), x.reshape(8, 8), np.zeros(8, np.int32),
+        np.ones(8, x.dtype), -100, 0.0, 1.0),
+    "short losses": lambda x: KERNELS.mse(np.empty_like(x), np.empty(3, x.dtype), x, x, 1.0),
+    "list, not array": lambda x: KERNELS.relu_forward(np.empty_like(x), list(x)),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+def test_arrays_that_do_not_match_the_sizes_passed_to_c_are_refused(case):
+    with pytest.raises(ValueError, match="C kernel"):
+        BAD_ARGUMENTS[case](np.linspace(-1, 1, 64, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    "status, error", [(lib.GK_BAD_LABEL, ValueError), (lib.GK_NO_MEMORY, MemoryError), (lib.GK_BAD_ARGUMENT, ValueError), (99, RuntimeError)]
+)
+def test_every_status_becomes_an_exception(status, error):
+    _cbackend._check(lib.GK_OK)
+    with pytest.raises(error):
+        _cbackend._check(status)
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads
+
+
+def _calls(rng):
+    """One call per parallel kernel family, each above its parallel threshold with a ragged tail."""
+    n = 2 * (1 << 16) + 3 * (1 << 14) + 123
+    z = rng.standard_normal((n // 100, 100)).astype(np.float32)
+    t = rng.uniform(size=z.shape).astype(np.float32)
+    labels = rng.integers(0, 100, z.shape[0])
+    c = gk.backend("c")
+    return {
+        "softmax_cross_entropy": lambda: c.softmax_cross_entropy(z, labels, label_smoothing=0.1),
+        "soft targets": lambda: c.softmax_cross_entropy(z, t / t.sum(axis=1, keepdims=True)),
+        "sigmoid_binary_cross_entropy": lambda: c.sigmoid_binary_cross_entropy(z, t),
+        "mse": lambda: c.mse(z, t),
+        "tanh": lambda: (c.tanh(z),),
+        "relu_with_mask": lambda: c.relu_with_mask(z),
+        "log_softmax": lambda: (c.log_softmax(z),),
+    }
+
+
+def _same(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) for x, y in zip(a, b, strict=True))
+
+
+def test_results_are_bit_identical_for_every_thread_count(rng):
+    before = gk.get_num_threads()
+    try:
+        for name, call in _calls(rng).items():
+            results = []
+            for threads in range(1, _backends.MAX_THREADS + 1):
+                gk.set_num_threads(threads)
+                results.append(call())
+            assert all(_same(results[0], other) for other in results[1:]), name
+    finally:
+        gk.set_num_threads(before)
+
+
+def test_python_threads_calling_at_once_get_the_serial_results(rng):
+    calls = list(_calls(rng).values())
+    expected = [call() for call in calls]
+
+    def work(_):
+        return all(_same(call(), want) for _ in range(5) for call, want in zip(calls, expected, strict=True))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(work, range(8)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine code and the build
+
+
+def _extension_path() -> pathlib.Path:
+    import gradkernels._ckernels as ext
+
+    return pathlib.Path(ext.__file__)
+
+
+def _functions(path):
+    """name -> its instructions, from objdump's disassembly of the extension."""
+    objdump = shutil.which("objdump")
+    if objdump is None or platform.machine() != "x86_64":
+        pytest.skip("needs objdump on x86-64")
+    text = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(path)], capture_output=True, text=True, check=True).stdout
+    if "__asan_" in text:
+        pytest.skip("a sanitizer build: its checks are not the code that ships")
+    return dict(re.findall(r"<([\w.]+)>:\n(.*?)(?=\n\n|\Z)", text, re.S))
+
+
+@pytest.mark.parametrize("kernel", ["sigmoid_forward", "tanh_forward", "softmax_forward", "softmax_cross_entropy",
+                                    "sigmoid_binary_cross_entropy"])
+@pytest.mark.parametrize("suffix", ["f32", "f64"])
+def test_transcendental_kernels_have_an_avx512_variant_that_is_vector_code_without_libm_calls(kernel, suffix):
+    functions = _functions(_extension_path())
+    name = f"gk_{kernel}_{suffix}._omp_fn.0.arch_x86_64_v4"
+    if name not in functions:
+        pytest.skip("built without runtime dispatch (GRADKERNELS_NATIVE or a compiler without target_clones)")
+    code = functions[name]
+    assert re.search(r"\bv\w+\s+.*%zmm\d+", code), f"{name} has no 512-bit vector instructions"
+    assert not re.search(r"call\s+.*<(exp|expf|log|logf|tanh|tanhf)@", code), f"{name} calls libm"
+    assert f"gk_{kernel}_{suffix}.default" in functions, "no baseline variant for CPUs without AVX2"
+
+
+def _build_flags():
+    """The compile flags that pip install uses (csrc/build_cffi.py), as it computes them here."""
+    return runpy.run_path(str(ROOT / "csrc" / "build_cffi.py"))["compile_args"]
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_the_sources_compile_without_a_warning(tmp_path):
+    flags = [f for f in _build_flags() if not f.startswith("-fsanitize")] + ["-Werror", "-fPIC", "-I", str(ROOT / "csrc")]
+    for source in sorted((ROOT / "csrc").glob("*.c")):
+        done = subprocess.run(["cc", *flags, "-c", str(source), "-o", str(tmp_path / "out.o")], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+
+def _install(tmp_path, env):
+    """pip install of a copy of the tracked sources (no stale build/ directory) into tmp_path/site."""
+    source = tmp_path / "src"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(tmp_path / "site"),
+                    str(source)], check=True, env=dict(os.environ, **env), capture_output=True)
+    probe = textwrap.dedent("""
+        import json, numpy as np, gradkernels as gk
+        c = gk.backends()["c"]
+        if c["available"]:
+            z = np.linspace(-3, 3, 40).reshape(4, 10)
+            ok = np.allclose(gk.backend("c").softmax(z), gk.backend("numpy").softmax(z))
+        else:
+            ok = None
+        print(json.dumps([c, ok]))
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")), cwd=tmp_path)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_without_a_c_compiler_the_install_succeeds_and_says_why_c_is_unavailable(tmp_path):
+    backend, _ = _install(tmp_path, {"CC": "false"})
+    assert backend["available"] is False
+    assert "failed to import" in backend["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / ".git").exists() or shutil.which("cc") is None, reason="needs the git checkout and cc")
+def test_without_openmp_the_c_backend_runs_on_one_thread(tmp_path):
+    # A compiler that refuses -fopenmp, as one without OpenMP support does.
+    wrapper = tmp_path / "cc-without-openmp"
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec cc "$@"\n')
+    wrapper.chmod(0o755)
+    backend, correct = _install(tmp_path, {"CC": str(wrapper)})
+    assert backend["available"] is True and backend["threads"] == 1
+    assert correct
