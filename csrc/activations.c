@@ -48,11 +48,22 @@ GK_DISPATCH int S(gk_relu_backward)(T *dx, const T *dy, const T *y, int64_t n, i
     return GK_OK;
 }
 
+/* A byte of the mask at a time, its 8 bits tested against constants, so the inner loop is
+ * unrolled into vector selects (per-element shifts of a gathered byte do not vectorize). */
 GK_DISPATCH int S(gk_relu_backward_mask)(T *dx, const T *dy, const uint8_t *mask, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
-    for (int64_t i = 0; i < n; i++)
-        dx[i] = (mask[i >> 3] >> (i & 7)) & 1 ? dy[i] : (T)0;
+    int64_t bytes = n / 8;
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    for (int64_t j = 0; j < bytes; j++) {
+        unsigned bits = mask[j];
+        GK_OMP(simd)
+        for (int k = 0; k < 8; k++) {
+            T g = dy[8 * j + k]; /* read unconditionally, so that the choice is a select */
+            dx[8 * j + k] = bits & (1u << k) ? g : (T)0;
+        }
+    }
+    for (int64_t i = 8 * bytes; i < n; i++)
+        dx[i] = mask[bytes] & (1u << (i - 8 * bytes)) ? dy[i] : (T)0;
     return GK_OK;
 }
 

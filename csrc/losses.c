@@ -2,8 +2,8 @@
  * call; the Python layer reduces. Formulas: gradkernels.reference.losses.
  *
  * Cross-entropy, per row: read-only passes take the max and what the loss needs from the logits,
- * then strict passes write the exponentials into the gradient row, sum them read-only and finish
- * the gradient in place (which may overwrite the logits: nothing reads them after the first write).
+ * then one pass writes the exponentials into the gradient row and sums them, and one finishes the
+ * gradient in place (which may overwrite the logits: nothing reads them after the first write).
  *
  * Elementwise losses, per fixed GK_CHUNK: a read-only pass sums the losses (before anything is
  * written, as the gradient may overwrite the input), then one pass writes the gradient (and the
@@ -19,10 +19,7 @@ GK_INLINE double S(cross_entropy_row)(T *dz, const T *z, int64_t label, const T 
     T m = S(gk_row_max)(z, classes);
     double label_shift = (double)(z[label] - m);
     double smoothing_shift = smoothing > 0 ? S(gk_weighted_shift)(z, m, weight, classes) : 0.0;
-    GK_OMP(simd)
-    for (int64_t j = 0; j < classes; j++)
-        dz[j] = S(gk_exp)(z[j] - m);
-    double sum_exp = S(gk_total)(dz, classes);
+    double sum_exp = S(gk_store_exp_shifted)(dz, z, m, classes);
     double lse = gk_log_f64(sum_exp);
     double w_t = (double)weight[label];
     double uniform = smoothing / (double)classes;
@@ -42,6 +39,83 @@ GK_INLINE double S(cross_entropy_row)(T *dz, const T *z, int64_t label, const T 
     return loss;
 }
 
+/* With few classes a row is too short to vectorize along: each pass over it would be a vector
+ * loop's setup and a scalar remainder. Up to GK_FEW_CLASSES, rows are taken GK_BATCH at a time
+ * and become the vector lanes, on a transposed copy of the batch (so dz may be z): the arithmetic
+ * of cross_entropy_row, with the log of the sum taken in T. Rows [first, first + count). */
+GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_t *labels, const T *weight,
+                                      int64_t first, int64_t count, int64_t classes, int64_t ignore_index,
+                                      double smoothing, double grad_scale, double weight_sum)
+{
+    T shifted[GK_FEW_CLASSES][GK_BATCH], exps[GK_FEW_CLASSES][GK_BATCH]; /* (class, row): z - max, exp */
+    T m[GK_BATCH], sum_exp[GK_BATCH], weighted[GK_BATCH], lse[GK_BATCH], label_weight[GK_BATCH];
+    const T *zb = z + first * classes;
+    double keep = 1.0 - smoothing, uniform = smoothing / (double)classes;
+    for (int64_t j = 0; j < classes; j++) {
+        GK_OMP(simd)
+        for (int64_t b = 0; b < count; b++)
+            shifted[j][b] = zb[b * classes + j];
+    }
+    for (int64_t b = 0; b < count; b++) {
+        m[b] = -(T)INFINITY;
+        sum_exp[b] = 0;
+        weighted[b] = 0;
+    }
+    for (int64_t j = 0; j < classes; j++) {
+        GK_OMP(simd)
+        for (int64_t b = 0; b < count; b++)
+            m[b] = shifted[j][b] > m[b] ? shifted[j][b] : m[b];
+    }
+    for (int64_t j = 0; j < classes; j++) {
+        T w = weight[j];
+        GK_OMP(simd)
+        for (int64_t b = 0; b < count; b++) {
+            T v = shifted[j][b] - m[b], e = S(gk_exp)(v);
+            shifted[j][b] = v;
+            exps[j][b] = e;
+            sum_exp[b] += e;
+            weighted[b] += w * v;
+        }
+    }
+    GK_OMP(simd)
+    for (int64_t b = 0; b < count; b++)
+        lse[b] = S(gk_log)(sum_exp[b]);
+    for (int64_t b = 0; b < count; b++) { /* per row: the label's weight, and the loss */
+        int64_t r = first + b, label = labels[r];
+        if (label == ignore_index) {
+            label_weight[b] = 0;
+            losses[r] = 0;
+            continue;
+        }
+        label_weight[b] = weight[label];
+        double w_t = (double)label_weight[b], log_sum = (double)lse[b];
+        losses[r] = (T)(keep * w_t * (log_sum - (double)shifted[label][b]) +
+                        uniform * (log_sum * weight_sum - (double)weighted[b]));
+    }
+    for (int64_t j = 0; j < classes; j++) { /* the gradient, transposed, into `shifted` */
+        T w = smoothing > 0 ? (T)((double)weight[j] * uniform * grad_scale) : (T)0;
+        GK_OMP(simd)
+        for (int64_t b = 0; b < count; b++) {
+            T p_scale = (T)((keep * (double)label_weight[b] + uniform * weight_sum) / (double)sum_exp[b] * grad_scale);
+            shifted[j][b] = exps[j][b] * p_scale - w;
+        }
+    }
+    for (int64_t b = 0; b < count; b++) {
+        int64_t label = labels[first + b];
+        if (label == ignore_index)
+            for (int64_t j = 0; j < classes; j++)
+                shifted[j][b] = 0;
+        else
+            shifted[label][b] -= (T)(keep * (double)label_weight[b] * grad_scale);
+    }
+    T *dzb = dz + first * classes;
+    for (int64_t j = 0; j < classes; j++) {
+        GK_OMP(simd)
+        for (int64_t b = 0; b < count; b++)
+            dzb[b * classes + j] = shifted[j][b];
+    }
+}
+
 /* Integer labels, each in [0, classes) or equal to ignore_index, checked here before anything is
  * written: a bad label returns GK_BAD_LABEL and leaves the outputs untouched. */
 GK_DISPATCH int S(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int64_t *labels, const T *weight,
@@ -52,6 +126,14 @@ GK_DISPATCH int S(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const 
         if (labels[r] != ignore_index && (labels[r] < 0 || labels[r] >= classes))
             return GK_BAD_LABEL;
     double weight_sum = S(gk_total)(weight, classes);
+    if (classes <= GK_FEW_CLASSES) {
+        int64_t batches = (rows + GK_BATCH - 1) / GK_BATCH;
+        GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel_rows(rows, classes, threads)))
+        for (int64_t k = 0; k < batches; k++)
+            S(cross_entropy_batch)(dz, losses, z, labels, weight, k * GK_BATCH, GK_MIN(GK_BATCH, rows - k * GK_BATCH),
+                                   classes, ignore_index, smoothing, grad_scale, weight_sum);
+        return GK_OK;
+    }
     GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel_rows(rows, classes, threads)))
     for (int64_t r = 0; r < rows; r++) {
         T *dz_row = dz + r * classes;
@@ -85,10 +167,7 @@ GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const 
         wq += (double)t;
         wq_shift += (double)u;
     }
-    GK_OMP(simd)
-    for (int64_t j = 0; j < classes; j++)
-        dz[j] = S(gk_exp)(z[j] - m);
-    double sum_exp = S(gk_total)(dz, classes);
+    double sum_exp = S(gk_store_exp_shifted)(dz, z, m, classes);
     T p_scale = (T)(wq / sum_exp * grad_scale);
     T q_scale = (T)((1.0 - smoothing) * grad_scale), u_scale = (T)(smoothing / (double)classes * grad_scale);
     GK_OMP(simd)
@@ -213,6 +292,10 @@ GK_DISPATCH int S(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, 
 #include "internal.h"
 #include "reductions.h"
 #include "vmath.h"
+
+/* Cross-entropy with at most this many classes runs GK_BATCH rows at a time, rows as lanes. */
+#define GK_FEW_CLASSES 16
+#define GK_BATCH 64
 
 static int64_t gk_chunks(int64_t n)
 {

@@ -16,11 +16,12 @@ from . import _backends, reference
 from ._ckernels import ffi, lib
 from .reference.linear import input_and_weight_gradients, linear_forward  # noqa: F401 (the same BLAS calls)
 
-_C_TYPES = {np.dtype(np.float32): ("_f32", "float[]"), np.dtype(np.float64): ("_f64", "double[]")}
-_INT64, _UINT8 = np.dtype(np.int64), np.dtype(np.uint8)
-_C_OF = {_INT64: "int64_t[]", _UINT8: "uint8_t[]"}
-
 OPENMP = bool(lib.gk_openmp())
+
+_FLOAT_POINTERS = {np.dtype(np.float32): ffi.typeof("float[]"), np.dtype(np.float64): ffi.typeof("double[]")}
+_SUFFIXES = {np.dtype(np.float32): "_f32", np.dtype(np.float64): "_f64"}
+_INT64, _INT64_POINTER = np.dtype(np.int64), ffi.typeof("int64_t[]")
+_UINT8, _UINT8_POINTER = np.dtype(np.uint8), ffi.typeof("uint8_t[]")
 
 
 def _implements(name):
@@ -29,34 +30,36 @@ def _implements(name):
     return functools.wraps(getattr(reference, name), assigned=("__name__", "__qualname__", "__doc__"))
 
 
-def _function(name: str, dtype: np.dtype):
-    suffix = _C_TYPES[dtype][0]
-    return getattr(lib, f"gk_{name}{suffix}")
+def _variants(name: str) -> dict:
+    """The C function of kernel `name` for each float dtype."""
+    return {dtype: getattr(lib, f"gk_{name}{suffix}") for dtype, suffix in _SUFFIXES.items()}
 
 
-def _array(arr, dtype: np.dtype, size: int, *, output: bool = False):
-    """A pointer to `arr`'s data after checking that C may touch exactly `size` elements of it."""
-    if not (
-        isinstance(arr, np.ndarray)
-        and arr.dtype == dtype
-        and arr.size == size
-        and arr.flags.c_contiguous
-        and (arr.flags.writeable or not output)
-    ):
-        what = "a writable" if output else "a"
-        raise ValueError(f"C kernel argument must be {what} C-contiguous {dtype} array of {size} elements")
-    c_type = _C_OF.get(dtype) or _C_TYPES[dtype][1]
-    return ffi.from_buffer(c_type, arr, require_writable=output)
+def _select(variants: dict, arr):
+    """The variant for `arr`'s dtype, and the pointer type of its float arrays."""
+    dtype = getattr(arr, "dtype", None)
+    if dtype not in variants:
+        raise ValueError("C kernel arrays must be float32 or float64 NumPy arrays")
+    return variants[dtype], dtype
+
+
+def _array(arr, dtype: np.dtype, size: int, *, output: bool = False, pointer=None):
+    """A pointer to `arr`'s data after checking that C may touch exactly `size` elements of it:
+    an ndarray of `dtype`, C-contiguous (cffi's buffer request refuses anything else), writable
+    if C writes it."""
+    try:
+        if (arr.dtype is dtype or arr.dtype == dtype) and (not output or arr.flags.writeable):
+            ptr = ffi.from_buffer(pointer or _FLOAT_POINTERS[dtype], arr)
+            if len(ptr) == size:
+                return ptr
+    except (AttributeError, BufferError, TypeError, ValueError):  # not an array, or not contiguous
+        pass
+    what = "a writable" if output else "a"
+    raise ValueError(f"C kernel argument must be {what} C-contiguous {dtype} array of {size} elements")
 
 
 def _optional(arr, dtype, size):
     return ffi.NULL if arr is None else _array(arr, dtype, size, output=True)
-
-
-def _float_dtype(arr) -> np.dtype:
-    if not isinstance(arr, np.ndarray) or arr.dtype not in _C_TYPES:
-        raise ValueError("C kernel arrays must be float32 or float64 NumPy arrays")
-    return arr.dtype
 
 
 def _threads() -> int:
@@ -81,79 +84,96 @@ def _check(status: int) -> None:
 
 
 def _unary(name):
+    variants = _variants(name)
+
     def kernel(y, x):
-        dt, n = _float_dtype(x), x.size
-        _check(_function(name, dt)(_array(y, dt, n, output=True), _array(x, dt, n), n, _threads()))
+        fn, dt = _select(variants, x)
+        n = x.size
+        _check(fn(_array(y, dt, n, output=True), _array(x, dt, n), n, _threads()))
 
     return _implements(name)(kernel)
 
 
 def _binary(name):
+    variants = _variants(name)
+
     def kernel(dx, a, b):
-        dt, n = _float_dtype(a), a.size
-        _check(_function(name, dt)(_array(dx, dt, n, output=True), _array(a, dt, n), _array(b, dt, n), n, _threads()))
+        fn, dt = _select(variants, a)
+        n = a.size
+        _check(fn(_array(dx, dt, n, output=True), _array(a, dt, n), _array(b, dt, n), n, _threads()))
+
+    return _implements(name)(kernel)
+
+
+def _with_slope(name):
+    variants = _variants(name)
+
+    def kernel(out, *args):  # (y, x, negative_slope) or (dx, dy, x, negative_slope)
+        *inputs, negative_slope = args
+        fn, dt = _select(variants, inputs[0])
+        n = inputs[0].size
+        pointers = [_array(a, dt, n) for a in inputs]
+        _check(fn(_array(out, dt, n, output=True), *pointers, n, float(negative_slope), _threads()))
 
     return _implements(name)(kernel)
 
 
 relu_forward = _unary("relu_forward")
 relu_backward = _binary("relu_backward")
+leaky_relu_forward = _with_slope("leaky_relu_forward")
+leaky_relu_backward = _with_slope("leaky_relu_backward")
 sigmoid_forward = _unary("sigmoid_forward")
 sigmoid_backward = _binary("sigmoid_backward")
 tanh_forward = _unary("tanh_forward")
 tanh_backward = _binary("tanh_backward")
 
+_RELU_FORWARD_MASK = _variants("relu_forward_mask")
+_RELU_BACKWARD_MASK = _variants("relu_backward_mask")
+
+
+def _mask(mask, n, *, output=False):
+    return _array(mask, _UINT8, (n + 7) // 8, output=output, pointer=_UINT8_POINTER)
+
 
 def relu_forward_mask(y, mask, x):
-    dt, n = _float_dtype(x), x.size
-    fn = _function("relu_forward_mask", dt)
-    _check(fn(_array(y, dt, n, output=True), _array(mask, _UINT8, (n + 7) // 8, output=True), _array(x, dt, n), n,
-              _threads()))
+    fn, dt = _select(_RELU_FORWARD_MASK, x)
+    n = x.size
+    _check(fn(_array(y, dt, n, output=True), _mask(mask, n, output=True), _array(x, dt, n), n, _threads()))
 
 
 def relu_backward_mask(dx, dy, mask):
-    dt, n = _float_dtype(dy), dy.size
-    fn = _function("relu_backward_mask", dt)
-    _check(fn(_array(dx, dt, n, output=True), _array(dy, dt, n), _array(mask, _UINT8, (n + 7) // 8), n, _threads()))
-
-
-def leaky_relu_forward(y, x, negative_slope):
-    dt, n = _float_dtype(x), x.size
-    fn = _function("leaky_relu_forward", dt)
-    _check(fn(_array(y, dt, n, output=True), _array(x, dt, n), n, float(negative_slope), _threads()))
-
-
-def leaky_relu_backward(dx, dy, x, negative_slope):
-    dt, n = _float_dtype(x), x.size
-    fn = _function("leaky_relu_backward", dt)
-    _check(fn(_array(dx, dt, n, output=True), _array(dy, dt, n), _array(x, dt, n), n, float(negative_slope),
-              _threads()))
+    fn, dt = _select(_RELU_BACKWARD_MASK, dy)
+    n = dy.size
+    _check(fn(_array(dx, dt, n, output=True), _array(dy, dt, n), _mask(mask, n), n, _threads()))
 
 
 # ---------------------------------------------------------------------------------------------
 # Rows: 2-D C-contiguous (rows, classes) arrays
 
 
-def _shape(arr) -> tuple[int, int]:
-    if not isinstance(arr, np.ndarray) or arr.ndim != 2:
+def _rows(variants, z):
+    fn, dt = _select(variants, z)
+    if z.ndim != 2:
         raise ValueError("C row kernels take 2-D arrays")
-    return arr.shape
+    return fn, dt, *z.shape
 
 
 def _row_unary(name):
+    variants = _variants(name)
+
     def kernel(p, z):
-        dt, (rows, classes) = _float_dtype(z), _shape(z)
-        n = rows * classes
-        _check(_function(name, dt)(_array(p, dt, n, output=True), _array(z, dt, n), rows, classes, _threads()))
+        fn, dt, rows, classes = _rows(variants, z)
+        _check(fn(_array(p, dt, z.size, output=True), _array(z, dt, z.size), rows, classes, _threads()))
 
     return _implements(name)(kernel)
 
 
 def _row_binary(name):
+    variants = _variants(name)
+
     def kernel(dz, a, b):
-        dt, (rows, classes) = _float_dtype(a), _shape(a)
-        n = rows * classes
-        fn = _function(name, dt)
+        fn, dt, rows, classes = _rows(variants, a)
+        n = a.size
         _check(fn(_array(dz, dt, n, output=True), _array(a, dt, n), _array(b, dt, n), rows, classes, _threads()))
 
     return _implements(name)(kernel)
@@ -168,30 +188,33 @@ log_softmax_backward = _row_binary("log_softmax_backward")
 # ---------------------------------------------------------------------------------------------
 # Fused losses
 
+_CROSS_ENTROPY = _variants("softmax_cross_entropy")
+_CROSS_ENTROPY_SOFT = _variants("softmax_cross_entropy_soft")
+
 
 def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale):
-    dt, (rows, classes) = _float_dtype(z), _shape(z)
-    n = rows * classes
-    fn = _function("softmax_cross_entropy", dt)
+    fn, dt, rows, classes = _rows(_CROSS_ENTROPY, z)
+    n = z.size
     _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
-              _array(labels, _INT64, rows), _array(weight, dt, classes), rows, classes, int(ignore_index),
-              float(label_smoothing), float(grad_scale), _threads()))
+              _array(labels, _INT64, rows, pointer=_INT64_POINTER), _array(weight, dt, classes), rows, classes,
+              int(ignore_index), float(label_smoothing), float(grad_scale), _threads()))
 
 
 def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, grad_scale):
-    dt, (rows, classes) = _float_dtype(z), _shape(z)
-    n = rows * classes
-    fn = _function("softmax_cross_entropy_soft", dt)
+    fn, dt, rows, classes = _rows(_CROSS_ENTROPY_SOFT, z)
+    n = z.size
     _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
               _array(targets, dt, n), _array(weight, dt, classes), rows, classes, float(label_smoothing),
               float(grad_scale), _threads()))
 
 
 def _elementwise_loss(name):
+    variants = _variants(name)
+
     def kernel(grad, losses, a, b, grad_scale):
-        dt, n = _float_dtype(a), a.size
+        fn, dt = _select(variants, a)
+        n = a.size
         total = ffi.new("double *")
-        fn = _function(name, dt)
         _check(fn(_array(grad, dt, n, output=True), _optional(losses, dt, n), total, _array(a, dt, n),
                   _array(b, dt, n), n, float(grad_scale), _threads()))
         return total[0]
@@ -206,15 +229,17 @@ mse = _elementwise_loss("mse")
 # ---------------------------------------------------------------------------------------------
 # Linear layer: the GEMMs are NumPy's BLAS, the bias gradient one serial C pass over dy
 
+_COLUMN_SUMS = _variants("column_sums")
+_ROW_SUMS = _variants("row_sums")
+
 
 def linear_backward(dx, dw, db, dy, x, w):
     input_and_weight_gradients(dx, dw, dy, x, w)
     if db is None:
         return
-    dt = _float_dtype(dy)
-    rows, cols = _shape(dy)
     if dy.flags.c_contiguous:
-        _check(_function("column_sums", dt)(_array(db, dt, cols, output=True), _array(dy, dt, dy.size), rows, cols))
-    else:  # Fortran-ordered: its transpose is C-ordered
-        dy_t = dy.T
-        _check(_function("row_sums", dt)(_array(db, dt, cols, output=True), _array(dy_t, dt, dy.size), cols, rows))
+        fn, dt, rows, cols = _rows(_COLUMN_SUMS, dy)
+        _check(fn(_array(db, dt, cols, output=True), _array(dy, dt, dy.size), rows, cols))
+    else:  # Fortran-ordered: its transpose is C-ordered, one row per column of dy
+        fn, dt, rows, cols = _rows(_ROW_SUMS, dy.T)
+        _check(fn(_array(db, dt, rows, output=True), _array(dy.T, dt, dy.size), rows, cols))
