@@ -2,8 +2,8 @@
  * call; the Python layer reduces. Formulas: gradkernels.reference.losses.
  *
  * Cross-entropy, per row: read-only passes take the max and what the loss needs from the logits,
- * then one pass writes the exponentials into the gradient row and sums them, and one finishes the
- * gradient in place (which may overwrite the logits: nothing reads them after the first write).
+ * then strict passes write the exponentials into the gradient row, sum them read-only and finish
+ * the gradient in place (which may overwrite the logits: nothing reads them after the first write).
  *
  * Elementwise losses, per fixed GK_CHUNK: a read-only pass sums the losses (before anything is
  * written, as the gradient may overwrite the input), then one pass writes the gradient (and the
@@ -19,7 +19,10 @@ GK_INLINE double S(cross_entropy_row)(T *dz, const T *z, int64_t label, const T 
     T m = S(gk_row_max)(z, classes);
     double label_shift = (double)(z[label] - m);
     double smoothing_shift = smoothing > 0 ? S(gk_weighted_shift)(z, m, weight, classes) : 0.0;
-    double sum_exp = S(gk_store_exp_shifted)(dz, z, m, classes);
+    GK_OMP(simd)
+    for (int64_t j = 0; j < classes; j++)
+        dz[j] = S(gk_exp)(z[j] - m);
+    double sum_exp = S(gk_total)(dz, classes);
     double lse = gk_log_f64(sum_exp);
     double w_t = (double)weight[label];
     double uniform = smoothing / (double)classes;
@@ -167,7 +170,10 @@ GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const 
         wq += (double)t;
         wq_shift += (double)u;
     }
-    double sum_exp = S(gk_store_exp_shifted)(dz, z, m, classes);
+    GK_OMP(simd)
+    for (int64_t j = 0; j < classes; j++)
+        dz[j] = S(gk_exp)(z[j] - m);
+    double sum_exp = S(gk_total)(dz, classes);
     T p_scale = (T)(wq / sum_exp * grad_scale);
     T q_scale = (T)((1.0 - smoothing) * grad_scale), u_scale = (T)(smoothing / (double)classes * grad_scale);
     GK_OMP(simd)

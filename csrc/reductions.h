@@ -1,4 +1,4 @@
-/* Loops that reduce a row to a max or to double sums, shared by the row and loss kernels.
+/* Read-only loops that reduce a row to a max or to double sums, shared by the row and loss kernels.
  * `omp simd reduction` lets them keep one partial per vector lane without -ffast-math, the only
  * place where the order of floating-point additions is the compiler's choice (it is fixed for a
  * given build and CPU). Sums of float data run in GK_BLOCK-element blocks in the data's type, at
@@ -54,25 +54,6 @@ GK_INLINE double S(gk_sum_exp_shifted)(const T *z, T m, int64_t n)
         GK_OMP(simd reduction(+ : t))
         for (int64_t j = b; j < e; j++)
             t += S(gk_exp)(z[j] - m);
-        s += (double)t;
-    }
-    return s;
-}
-
-/* out_j = exp(z_j - m), returning their sum: the one loop here that writes, since the sum is of
- * the very values it stores (out may be z). */
-GK_INLINE double S(gk_store_exp_shifted)(T *out, const T *z, T m, int64_t n)
-{
-    double s = 0;
-    for (int64_t b = 0; b < n; b += GK_BLOCK) {
-        int64_t e = GK_MIN(n, b + GK_BLOCK);
-        T t = 0;
-        GK_OMP(simd reduction(+ : t))
-        for (int64_t j = b; j < e; j++) {
-            T v = S(gk_exp)(z[j] - m);
-            out[j] = v;
-            t += v;
-        }
         s += (double)t;
     }
     return s;
