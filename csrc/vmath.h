@@ -1,7 +1,8 @@
 /* Elementary functions that vectorize: no libm calls, no branches (selects only), so a loop that
  * applies them becomes vector code without -ffast-math, and NaN and Inf keep their IEEE meaning.
  * The algorithms are the Numba backend's (kernels/_vmath.py): range reduction, a Taylor
- * polynomial, a rescaling by powers of two assembled from their bits.
+ * polynomial, a rescaling by powers of two assembled from their bits; only exp's reduction rounds
+ * to nearest even (with a shifter constant) and its range is enforced after the fact.
  *
  * Worst error against the exact value over the whole input range, float and double alike
  * (tests/test_c.py measures it on dense sweeps): exp 1.25 ulp, sigmoid 2.5 ulp, tanh 3 ulp,
@@ -56,12 +57,6 @@ GK_INLINE T S(gk_from_bits)(TU u)
     return x;
 }
 
-/* 2^k for an integer k in the normal exponent range. */
-GK_INLINE T S(gk_pow2)(TI k)
-{
-    return S(gk_from_bits)((TU)(k + T_EXP_BIAS) << T_MANT_BITS);
-}
-
 GK_INLINE T S(gk_horner)(const T *coefficients, int count, T x)
 {
     T p = coefficients[0];
@@ -70,29 +65,36 @@ GK_INLINE T S(gk_horner)(const T *coefficients, int count, T x)
     return p;
 }
 
-/* exp(x) = (1 + q) 2^(n_low) 2^(n_high) with q = expm1(r), r = x - n ln 2, |r| <= ln(2) / 2; the
- * caller restores NaN (which the clamp turned into EXP_LO). Two factors of 2^n round once on
- * overflow and underflow. */
+/* exp(x) = (1 + q) 2^(n_low) 2^(n_high) with q = expm1(r), r = x - n ln 2, |r| <= ln(2) / 2, for
+ * x in [EXP_LO, EXP_HI]; two factors of 2^n round once on overflow and underflow. Outside that
+ * range (and for NaN) the results are meaningless but harmless (unsigned integer arithmetic), and
+ * gk_exp_limits replaces them. Clamping x instead costs more: GCC turns the clamp's selects into
+ * masked copies of the whole computation. */
 GK_INLINE void S(gk_reduced_exp)(T x, T *q, T *scale_low, T *scale_high)
 {
-    T clamped = x > EXP_LO ? x : EXP_LO; /* NaN -> EXP_LO */
-    clamped = clamped < EXP_HI ? clamped : EXP_HI;
-    T shifted = clamped * LOG2E + SHIFTER;
+    T shifted = x * LOG2E + SHIFTER;
     T n = shifted - SHIFTER;
-    TI n_int = (TI)S(gk_bits)(shifted) - (TI)S(gk_bits)(SHIFTER);
-    T r = FMA(-n, LN2_LO, FMA(-n, LN2_HI, clamped));
-    TI n_low = n_int / 2;
+    TU n_bits = S(gk_bits)(shifted) - S(gk_bits)(SHIFTER); /* n, two's complement */
+    TU n_low = (TU)((TI)n_bits >> 1);                      /* floor(n / 2): GCC shifts arithmetically */
+    T r = FMA(-n, LN2_LO, FMA(-n, LN2_HI, x));
     *q = S(gk_horner)(S(expm1_poly), sizeof S(expm1_poly) / sizeof(T), r) * r;
-    *scale_low = S(gk_pow2)(n_low);
-    *scale_high = S(gk_pow2)(n_int - n_low);
+    *scale_low = S(gk_from_bits)((n_low + T_EXP_BIAS) << T_MANT_BITS);
+    *scale_high = S(gk_from_bits)((n_bits - n_low + T_EXP_BIAS) << T_MANT_BITS);
+}
+
+/* exp-like y at x beyond [EXP_LO, EXP_HI] and at NaN: `low` below, +Inf above, NaN kept. */
+GK_INLINE T S(gk_exp_limits)(T x, T y, T low)
+{
+    y = x < EXP_LO ? low : y;
+    y = x > EXP_HI ? (T)INFINITY : y;
+    return x == x ? y : x;
 }
 
 GK_INLINE T S(gk_exp)(T x)
 {
     T q, s1, s2;
     S(gk_reduced_exp)(x, &q, &s1, &s2);
-    T y = ((q + (T)1) * s1) * s2;
-    return x == x ? y : x;
+    return S(gk_exp_limits)(x, ((q + (T)1) * s1) * s2, (T)0);
 }
 
 /* e^x - 1 without cancellation near 0: 2^n expm1(r) + (2^n - 1). */
@@ -101,8 +103,7 @@ GK_INLINE T S(gk_expm1)(T x)
     T q, s1, s2;
     S(gk_reduced_exp)(x, &q, &s1, &s2);
     T scale = s1 * s2;
-    T y = q * scale + (scale - (T)1);
-    return x == x ? y : x;
+    return S(gk_exp_limits)(x, q * scale + (scale - (T)1), (T)-1);
 }
 
 /* tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)): no cancellation anywhere, exact limits at +-Inf. */
