@@ -113,9 +113,17 @@ int gk_column_sums_f64(double *db, const double *dy, int64_t rows, int64_t cols)
 int gk_row_sums_f32(float *db, const float *dy_t, int64_t rows, int64_t cols);
 int gk_row_sums_f64(double *db, const double *dy_t, int64_t rows, int64_t cols);
 
-/* An elementary function of vmath.h over n elements (vmath.c); log is for x >= 1 and log1p_unit
- * for 0 <= x <= 1. */
-enum gk_function { GK_EXP = 0, GK_EXPM1 = 1, GK_TANH = 2, GK_SIGMOID = 3, GK_LOG = 4, GK_LOG1P_UNIT = 5 };
+/* An elementary function of vmath.h over n elements (vmath.c); log is for x >= 1, log1p_unit for
+ * 0 <= x <= 1, exp_nonpositive for x <= 0 (results below the smallest normal number are 0). */
+enum gk_function {
+    GK_EXP = 0,
+    GK_EXPM1 = 1,
+    GK_TANH = 2,
+    GK_SIGMOID = 3,
+    GK_LOG = 4,
+    GK_LOG1P_UNIT = 5,
+    GK_EXP_NONPOSITIVE = 6
+};
 int gk_vmath_f32(float *y, const float *x, int64_t n, int function);
 int gk_vmath_f64(double *y, const double *x, int64_t n, int function);
 

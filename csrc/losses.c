@@ -21,7 +21,7 @@ GK_INLINE double S(cross_entropy_row)(T *dz, const T *z, int64_t label, const T 
     double smoothing_shift = smoothing > 0 ? S(gk_weighted_shift)(z, m, weight, classes) : 0.0;
     GK_OMP(simd)
     for (int64_t j = 0; j < classes; j++)
-        dz[j] = S(gk_exp)(z[j] - m);
+        dz[j] = S(gk_exp_nonpositive)(z[j] - m);
     double sum_exp = S(gk_total)(dz, classes);
     double lse = gk_log_f64(sum_exp);
     double w_t = (double)weight[label];
@@ -73,7 +73,7 @@ GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_
         T w = weight[j];
         GK_OMP(simd)
         for (int64_t b = 0; b < count; b++) {
-            T v = shifted[j][b] - m[b], e = S(gk_exp)(v);
+            T v = shifted[j][b] - m[b], e = S(gk_exp_nonpositive)(v);
             shifted[j][b] = v;
             exps[j][b] = e;
             sum_exp[b] += e;
@@ -172,7 +172,7 @@ GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const 
     }
     GK_OMP(simd)
     for (int64_t j = 0; j < classes; j++)
-        dz[j] = S(gk_exp)(z[j] - m);
+        dz[j] = S(gk_exp_nonpositive)(z[j] - m);
     double sum_exp = S(gk_total)(dz, classes);
     T p_scale = (T)(wq / sum_exp * grad_scale);
     T q_scale = (T)((1.0 - smoothing) * grad_scale), u_scale = (T)(smoothing / (double)classes * grad_scale);

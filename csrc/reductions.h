@@ -53,7 +53,7 @@ GK_INLINE double S(gk_sum_exp_shifted)(const T *z, T m, int64_t n)
         T t = 0;
         GK_OMP(simd reduction(+ : t))
         for (int64_t j = b; j < e; j++)
-            t += S(gk_exp)(z[j] - m);
+            t += S(gk_exp_nonpositive)(z[j] - m);
         s += (double)t;
     }
     return s;

@@ -10,7 +10,7 @@ GK_INLINE void S(softmax_row)(T *p, const T *z, int64_t n)
     T m = S(gk_row_max)(z, n);
     GK_OMP(simd)
     for (int64_t j = 0; j < n; j++)
-        p[j] = S(gk_exp)(z[j] - m);
+        p[j] = S(gk_exp_nonpositive)(z[j] - m);
     T inverse = (T)(1.0 / S(gk_total)(p, n));
     GK_OMP(simd)
     for (int64_t j = 0; j < n; j++)

@@ -12,6 +12,7 @@ GK_DISPATCH int S(gk_vmath)(T *y, const T *x, int64_t n, int function)
             y[i] = f(x[i]);                                                                                            \
         return GK_OK;
         APPLY(GK_EXP, S(gk_exp))
+        APPLY(GK_EXP_NONPOSITIVE, S(gk_exp_nonpositive))
         APPLY(GK_EXPM1, S(gk_expm1))
         APPLY(GK_TANH, S(gk_tanh))
         APPLY(GK_SIGMOID, S(gk_sigmoid))

@@ -42,6 +42,8 @@ static const T S(atanh_poly)[] = {
 /* exp's argument is clamped so that 2^n stays a product of two normal powers of two. */
 #define EXP_LO ((T)(-2.0 * (T_MAX_EXP - 2) * 0.693147180559945309417232121458176568))
 #define EXP_HI ((T)(2.0 * (T_MAX_EXP - 1) * 0.693147180559945309417232121458176568))
+/* log of the smallest normal number: from there up, exp's n is at least 2 - T_MAX_EXP */
+#define EXP_NORMAL_LO ((T)((2 - T_MAX_EXP) * 0.693147180559945309417232121458176568))
 
 GK_INLINE TU S(gk_bits)(T x)
 {
@@ -65,24 +67,35 @@ GK_INLINE T S(gk_horner)(const T *coefficients, int count, T x)
     return p;
 }
 
-/* exp(x) = (1 + q) 2^(n_low) 2^(n_high) with q = expm1(r), r = x - n ln 2, |r| <= ln(2) / 2, for
- * x in [EXP_LO, EXP_HI]; two factors of 2^n round once on overflow and underflow. Outside that
- * range (and for NaN) the results are meaningless but harmless (unsigned integer arithmetic), and
- * gk_exp_limits replaces them. Clamping x instead costs more: GCC turns the clamp's selects into
- * masked copies of the whole computation. */
-GK_INLINE void S(gk_reduced_exp)(T x, T *q, T *scale_low, T *scale_high)
+/* Returns q = expm1(r) and sets *n_bits to the two's-complement bits of the integer n, with
+ * x = n ln 2 + r, |r| <= ln(2) / 2. For x in [EXP_LO, EXP_HI]; beyond that range (and for NaN) the
+ * results are meaningless but harmless (unsigned integer arithmetic), and the callers select the
+ * right limits afterwards. Clamping x first costs more: GCC turns a clamp's selects into masked
+ * copies of the whole computation. */
+GK_INLINE T S(gk_exp_reduce)(T x, TU *n_bits)
 {
     T shifted = x * LOG2E + SHIFTER;
     T n = shifted - SHIFTER;
-    TU n_bits = S(gk_bits)(shifted) - S(gk_bits)(SHIFTER); /* n, two's complement */
-    TU n_low = (TU)((TI)n_bits >> 1);                      /* floor(n / 2): GCC shifts arithmetically */
+    *n_bits = S(gk_bits)(shifted) - S(gk_bits)(SHIFTER);
     T r = FMA(-n, LN2_LO, FMA(-n, LN2_HI, x));
-    *q = S(gk_horner)(S(expm1_poly), sizeof S(expm1_poly) / sizeof(T), r) * r;
-    *scale_low = S(gk_from_bits)((n_low + T_EXP_BIAS) << T_MANT_BITS);
-    *scale_high = S(gk_from_bits)((n_bits - n_low + T_EXP_BIAS) << T_MANT_BITS);
+    return S(gk_horner)(S(expm1_poly), sizeof S(expm1_poly) / sizeof(T), r) * r;
 }
 
-/* exp-like y at x beyond [EXP_LO, EXP_HI] and at NaN: `low` below, +Inf above, NaN kept. */
+/* 2^k for k (two's-complement bits) in the normal exponent range. */
+GK_INLINE T S(gk_pow2)(TU k)
+{
+    return S(gk_from_bits)((k + T_EXP_BIAS) << T_MANT_BITS);
+}
+
+/* 2^n as two normal factors, so that a result beyond the normal range rounds once. */
+GK_INLINE T S(gk_pow2_split)(TU n_bits, T *high)
+{
+    TU n_low = (TU)((TI)n_bits >> 1); /* floor(n / 2): GCC shifts signed integers arithmetically */
+    *high = S(gk_pow2)(n_bits - n_low);
+    return S(gk_pow2)(n_low);
+}
+
+/* y at x beyond [EXP_LO, EXP_HI] and at NaN: `low` below, +Inf above, NaN kept. */
 GK_INLINE T S(gk_exp_limits)(T x, T y, T low)
 {
     y = x < EXP_LO ? low : y;
@@ -92,17 +105,30 @@ GK_INLINE T S(gk_exp_limits)(T x, T y, T low)
 
 GK_INLINE T S(gk_exp)(T x)
 {
-    T q, s1, s2;
-    S(gk_reduced_exp)(x, &q, &s1, &s2);
-    return S(gk_exp_limits)(x, ((q + (T)1) * s1) * s2, (T)0);
+    TU n_bits;
+    T q = S(gk_exp_reduce)(x, &n_bits), high;
+    T low = S(gk_pow2_split)(n_bits, &high);
+    return S(gk_exp_limits)(x, ((q + (T)1) * low) * high, (T)0);
+}
+
+/* exp(x) for x <= 0 (and NaN): the exponentials of softmax and cross-entropy, whose arguments are
+ * z - max z. Results below the smallest normal number are flushed to 0, which saves the second
+ * scale factor (~20% of the function): such a term is below the last bit of any row sum, which
+ * is at least 1, so no result moves beyond its tolerance. 1.25 ulp above that. */
+GK_INLINE T S(gk_exp_nonpositive)(T x)
+{
+    TU n_bits;
+    T q = S(gk_exp_reduce)(x, &n_bits);
+    T y = x < EXP_NORMAL_LO ? (T)0 : (q + (T)1) * S(gk_pow2)(n_bits);
+    return x == x ? y : x;
 }
 
 /* e^x - 1 without cancellation near 0: 2^n expm1(r) + (2^n - 1). */
 GK_INLINE T S(gk_expm1)(T x)
 {
-    T q, s1, s2;
-    S(gk_reduced_exp)(x, &q, &s1, &s2);
-    T scale = s1 * s2;
+    TU n_bits;
+    T q = S(gk_exp_reduce)(x, &n_bits), high;
+    T scale = S(gk_pow2_split)(n_bits, &high) * high;
     return S(gk_exp_limits)(x, q * scale + (scale - (T)1), (T)-1);
 }
 
@@ -160,6 +186,7 @@ GK_INLINE T S(gk_log1p_unit)(T x)
 #undef SHIFTER
 #undef EXP_LO
 #undef EXP_HI
+#undef EXP_NORMAL_LO
 
 #elif !defined(GK_VMATH_H)
 #define GK_VMATH_H
