@@ -95,12 +95,12 @@ GK_INLINE T S(gk_pow2_split)(TU n_bits, T *high)
     return S(gk_pow2)(n_low);
 }
 
-/* y at x beyond [EXP_LO, EXP_HI] and at NaN: `low` below, +Inf above, NaN kept. */
+/* y at x beyond [EXP_LO, EXP_HI]: `low` below, +Inf above. A NaN x needs no select: it makes r,
+ * and so y, NaN. */
 GK_INLINE T S(gk_exp_limits)(T x, T y, T low)
 {
     y = x < EXP_LO ? low : y;
-    y = x > EXP_HI ? (T)INFINITY : y;
-    return x == x ? y : x;
+    return x > EXP_HI ? (T)INFINITY : y;
 }
 
 GK_INLINE T S(gk_exp)(T x)
@@ -119,8 +119,7 @@ GK_INLINE T S(gk_exp_nonpositive)(T x)
 {
     TU n_bits;
     T q = S(gk_exp_reduce)(x, &n_bits);
-    T y = x < EXP_NORMAL_LO ? (T)0 : (q + (T)1) * S(gk_pow2)(n_bits);
-    return x == x ? y : x;
+    return x < EXP_NORMAL_LO ? (T)0 : (q + (T)1) * S(gk_pow2)(n_bits); /* NaN: r and y are NaN */
 }
 
 /* e^x - 1 without cancellation near 0: 2^n expm1(r) + (2^n - 1). */
