@@ -45,9 +45,11 @@ static inline int gk_parallel_rows(int64_t rows, int64_t classes, int threads)
  * partial sums, added in chunk order, are the same for every thread count. */
 #define GK_CHUNK ((int64_t)1 << 14)
 
-/* Float sums run in blocks of GK_BLOCK elements in the data's own type (at full vector width);
- * the block sums are added in double, so long rows do not drift. */
-#define GK_BLOCK 64
+/* Sums keep GK_LANES partials (the floats of an AVX-512 vector) and take GK_BLOCK elements at a
+ * time (reductions.h); the elementwise losses' chunk sums add GK_BLOCK-element block sums, taken in
+ * the data's type at full vector width, in double, so that long arrays do not drift. */
+#define GK_LANES 16
+#define GK_BLOCK (4 * GK_LANES)
 
 #define GK_MIN(a, b) ((a) < (b) ? (a) : (b))
 
