@@ -45,9 +45,8 @@ static inline int gk_parallel_rows(int64_t rows, int64_t classes, int threads)
  * partial sums, added in chunk order, are the same for every thread count. */
 #define GK_CHUNK ((int64_t)1 << 14)
 
-/* Sums keep GK_LANES partials (the floats of an AVX-512 vector) and take GK_BLOCK elements at a
- * time (reductions.h); the elementwise losses' chunk sums add GK_BLOCK-element block sums, taken in
- * the data's type at full vector width, in double, so that long arrays do not drift. */
+/* Reductions keep GK_LANES partials (the floats of an AVX-512 vector) and take GK_BLOCK elements
+ * at a time (reductions.h). */
 #define GK_LANES 16
 #define GK_BLOCK (4 * GK_LANES)
 

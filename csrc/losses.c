@@ -193,34 +193,26 @@ GK_DISPATCH int S(gk_softmax_cross_entropy_soft)(T *dz, T *losses, const T *z, c
     return GK_OK;
 }
 
-/* One chunk of sigmoid + binary cross-entropy: loss = max(z, 0) - z t + log(1 + exp(-|z|)),
- * dz = (sigmoid(z) - t) grad_scale. Returns the chunk's loss sum. */
+/* The loss of sigmoid + binary cross-entropy, max(z, 0) - z t + log(1 + e), given e = exp(-|z|). */
+GK_INLINE T S(bce_loss)(T z, T t, T e)
+{
+    return ((z > 0 ? z : (T)0) - z * t) + S(gk_log1p_unit)(e);
+}
+
+/* One chunk of sigmoid + binary cross-entropy: the losses' sum, read-only first (dz may be z),
+ * then dz = (sigmoid(z) - t) grad_scale and the losses unless NULL. */
 GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t n, T grad_scale)
 {
-    double s = 0;
-    for (int64_t b = 0; b < n; b += GK_BLOCK) {
-        int64_t e = GK_MIN(n, b + GK_BLOCK);
-        T acc = 0;
-        GK_OMP(simd reduction(+ : acc))
-        for (int64_t i = b; i < e; i++) {
-            T v = z[i];
-            acc += ((v > 0 ? v : (T)0) - v * t[i]) + S(gk_log1p_unit)(S(gk_exp)(-S(gk_abs)(v)));
-        }
-        s += (double)acc;
-    }
-    if (losses) {
-        GK_OMP(simd)
-        for (int64_t i = 0; i < n; i++) {
-            T v = z[i], e = S(gk_exp)(-S(gk_abs)(v));
-            losses[i] = ((v > 0 ? v : (T)0) - v * t[i]) + S(gk_log1p_unit)(e);
-            dz[i] = ((v >= 0 ? (T)1 : e) / ((T)1 + e) - t[i]) * grad_scale;
-        }
-    } else {
-        GK_OMP(simd)
-        for (int64_t i = 0; i < n; i++) {
-            T v = z[i], e = S(gk_exp)(-S(gk_abs)(v));
-            dz[i] = ((v >= 0 ? (T)1 : e) / ((T)1 + e) - t[i]) * grad_scale;
-        }
+    double s;
+#define TERM(i) S(bce_loss)(z[i], t[i], S(gk_exp)(-S(gk_abs)(z[i])))
+    GK_LANE_SUM(n, TERM, s);
+#undef TERM
+    GK_OMP(simd)
+    for (int64_t i = 0; i < n; i++) {
+        T v = z[i], target = t[i], e = S(gk_exp)(-S(gk_abs)(v));
+        if (losses)
+            losses[i] = S(bce_loss)(v, target, e);
+        dz[i] = ((v >= 0 ? (T)1 : e) / ((T)1 + e) - target) * grad_scale;
     }
     return s;
 }
@@ -228,29 +220,17 @@ GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t 
 /* One chunk of the squared error: loss = d^2, dpred = 2 d grad_scale with d = pred - target. */
 GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *target, int64_t n, T grad_scale)
 {
-    double s = 0;
-    for (int64_t b = 0; b < n; b += GK_BLOCK) {
-        int64_t e = GK_MIN(n, b + GK_BLOCK);
-        T acc = 0;
-        GK_OMP(simd reduction(+ : acc))
-        for (int64_t i = b; i < e; i++) {
-            T d = pred[i] - target[i];
-            acc += d * d;
-        }
-        s += (double)acc;
-    }
+    double s;
+#define TERM(i) ((pred[i] - target[i]) * (pred[i] - target[i]))
+    GK_LANE_SUM(n, TERM, s);
+#undef TERM
     T g = (T)2 * grad_scale;
-    if (losses) {
-        GK_OMP(simd)
-        for (int64_t i = 0; i < n; i++) {
-            T d = pred[i] - target[i];
+    GK_OMP(simd)
+    for (int64_t i = 0; i < n; i++) {
+        T d = pred[i] - target[i];
+        if (losses)
             losses[i] = d * d;
-            dpred[i] = d * g;
-        }
-    } else {
-        GK_OMP(simd)
-        for (int64_t i = 0; i < n; i++)
-            dpred[i] = (pred[i] - target[i]) * g;
+        dpred[i] = d * g;
     }
     return s;
 }

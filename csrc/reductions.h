@@ -9,24 +9,6 @@
  * through an `omp simd` reduction. */
 #ifdef T
 
-/* sum over i in [0, n) of TERM(i), a T expression, into `result` (double). */
-#define GK_LANE_SUM(n, TERM, result)                                                                                   \
-    do {                                                                                                               \
-        double gk_lanes_[GK_LANES] = {0};                                                                              \
-        int64_t gk_full_ = (n) - (n) % GK_BLOCK;                                                                       \
-        for (int64_t gk_b_ = 0; gk_b_ < gk_full_; gk_b_ += GK_BLOCK) {                                                 \
-            GK_OMP(simd)                                                                                               \
-            for (int64_t gk_i_ = gk_b_; gk_i_ < gk_b_ + GK_LANES; gk_i_++)                                             \
-                gk_lanes_[gk_i_ - gk_b_] += (double)((TERM(gk_i_) + TERM(gk_i_ + GK_LANES)) +                           \
-                                                     (TERM(gk_i_ + 2 * GK_LANES) + TERM(gk_i_ + 3 * GK_LANES)));        \
-        }                                                                                                              \
-        double gk_tail_ = 0;                                                                                           \
-        GK_OMP(simd reduction(+ : gk_tail_))                                                                           \
-        for (int64_t gk_i_ = gk_full_; gk_i_ < (n); gk_i_++)                                                           \
-            gk_tail_ += (double)TERM(gk_i_);                                                                           \
-        (result) = gk_lanes_total(gk_lanes_) + gk_tail_;                                                               \
-    } while (0)
-
 GK_INLINE T S(gk_larger)(T a, T b)
 {
     return b > a ? b : a;
@@ -96,8 +78,6 @@ GK_INLINE double S(gk_weighted_shift)(const T *z, T m, const T *weight, int64_t 
     return s;
 }
 
-#undef GK_LANE_SUM
-
 #else
 #include "internal.h"
 #include "vmath.h"
@@ -113,6 +93,24 @@ static inline double gk_lanes_total(const double *lanes)
         s += half[l];
     return s;
 }
+
+/* sum over i in [0, n) of TERM(i), a T expression, into `result` (double). */
+#define GK_LANE_SUM(n, TERM, result)                                                                                   \
+    do {                                                                                                               \
+        double gk_lanes_[GK_LANES] = {0};                                                                              \
+        int64_t gk_full_ = (n) - (n) % GK_BLOCK;                                                                       \
+        for (int64_t gk_b_ = 0; gk_b_ < gk_full_; gk_b_ += GK_BLOCK) {                                                 \
+            GK_OMP(simd)                                                                                               \
+            for (int64_t gk_i_ = gk_b_; gk_i_ < gk_b_ + GK_LANES; gk_i_++)                                             \
+                gk_lanes_[gk_i_ - gk_b_] += (double)((TERM(gk_i_) + TERM(gk_i_ + GK_LANES)) +                           \
+                                                     (TERM(gk_i_ + 2 * GK_LANES) + TERM(gk_i_ + 3 * GK_LANES)));        \
+        }                                                                                                              \
+        double gk_tail_ = 0;                                                                                           \
+        GK_OMP(simd reduction(+ : gk_tail_))                                                                           \
+        for (int64_t gk_i_ = gk_full_; gk_i_ < (n); gk_i_++)                                                           \
+            gk_tail_ += (double)TERM(gk_i_);                                                                           \
+        (result) = gk_lanes_total(gk_lanes_) + gk_tail_;                                                               \
+    } while (0)
 
 #define GK_TEMPLATE "reductions.h"
 #include "template.h"

@@ -8,7 +8,8 @@
  * (tests/test_c.py measures it on dense sweeps): exp 1.25 ulp, sigmoid 2.5 ulp, tanh 3 ulp,
  * log1p on [0, 1] 3.5 ulp, log on [1, max] 3.5 ulp. NaN -> NaN; exp(+Inf) = +Inf, exp(-Inf) = 0,
  * overflow to +Inf and gradual underflow through the subnormals; tanh(+-Inf) = +-1, tanh(-0) = -0;
- * sigmoid(+Inf) = 1, sigmoid(-Inf) = 0. */
+ * sigmoid(+Inf) = 1, sigmoid(-Inf) = 0. exp_nonpositive, the softmax family's exp, is exp for
+ * x <= 0 with results below the smallest normal number flushed to 0. */
 #ifdef T
 
 /* ln 2 = hi + lo, hi with trailing zero bits so that n * hi is exact for every n the reduction
@@ -39,7 +40,8 @@ static const T S(atanh_poly)[] = {
 #define SQRT2 ((T)1.41421356237309504880168872420969808)
 /* Adding it rounds a float of magnitude < 2^(T_MANT_BITS - 1) to an integer held in its low bits. */
 #define SHIFTER ((T)(3.0 * ((TU)1 << (T_MANT_BITS - 1))))
-/* exp's argument is clamped so that 2^n stays a product of two normal powers of two. */
+/* Where exp computes (2^n is a product of two normal powers of two there); beyond, it selects its
+ * limits. */
 #define EXP_LO ((T)(-2.0 * (T_MAX_EXP - 2) * 0.693147180559945309417232121458176568))
 #define EXP_HI ((T)(2.0 * (T_MAX_EXP - 1) * 0.693147180559945309417232121458176568))
 /* log of the smallest normal number: from there up, exp's n is at least 2 - T_MAX_EXP */

@@ -80,52 +80,40 @@ def _check(status: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Elementwise activations: 1-D arrays of n elements
+# Kernels over arrays of one dtype and size: activations, softmax family
 
 
-def _unary(name):
+def _map(name, *, rows=False, option=False):
+    """Kernel `name` called as (out, *inputs), or (out, *inputs, option) with a float option passed
+    after the sizes (leaky ReLU's slope); the arrays are 1-D of n elements, or with `rows` 2-D
+    (rows, classes)."""
     variants = _variants(name)
 
-    def kernel(y, x):
-        fn, dt = _select(variants, x)
-        n = x.size
-        _check(fn(_array(y, dt, n, output=True), _array(x, dt, n), n, _threads()))
-
-    return _implements(name)(kernel)
-
-
-def _binary(name):
-    variants = _variants(name)
-
-    def kernel(dx, a, b):
-        fn, dt = _select(variants, a)
-        n = a.size
-        _check(fn(_array(dx, dt, n, output=True), _array(a, dt, n), _array(b, dt, n), n, _threads()))
-
-    return _implements(name)(kernel)
-
-
-def _with_slope(name):
-    variants = _variants(name)
-
-    def kernel(out, *args):  # (y, x, negative_slope) or (dx, dy, x, negative_slope)
-        *inputs, negative_slope = args
+    def kernel(out, *args):
+        inputs, options = (args[:-1], (float(args[-1]),)) if option else (args, ())
         fn, dt = _select(variants, inputs[0])
         n = inputs[0].size
+        sizes = _row_shape(inputs[0]) if rows else (n,)
         pointers = [_array(a, dt, n) for a in inputs]
-        _check(fn(_array(out, dt, n, output=True), *pointers, n, float(negative_slope), _threads()))
+        _check(fn(_array(out, dt, n, output=True), *pointers, *sizes, *options, _threads()))
 
     return _implements(name)(kernel)
 
 
-relu_forward = _unary("relu_forward")
-relu_backward = _binary("relu_backward")
-leaky_relu_forward = _with_slope("leaky_relu_forward")
-leaky_relu_backward = _with_slope("leaky_relu_backward")
-sigmoid_forward = _unary("sigmoid_forward")
-sigmoid_backward = _binary("sigmoid_backward")
-tanh_forward = _unary("tanh_forward")
-tanh_backward = _binary("tanh_backward")
+def _row_shape(z) -> tuple[int, int]:
+    if z.ndim != 2:
+        raise ValueError("C row kernels take 2-D arrays")
+    return z.shape
+
+
+relu_forward = _map("relu_forward")
+relu_backward = _map("relu_backward")
+leaky_relu_forward = _map("leaky_relu_forward", option=True)
+leaky_relu_backward = _map("leaky_relu_backward", option=True)
+sigmoid_forward = _map("sigmoid_forward")
+sigmoid_backward = _map("sigmoid_backward")
+tanh_forward = _map("tanh_forward")
+tanh_backward = _map("tanh_backward")
 
 _RELU_FORWARD_MASK = _variants("relu_forward_mask")
 _RELU_BACKWARD_MASK = _variants("relu_backward_mask")
@@ -147,46 +135,20 @@ def relu_backward_mask(dx, dy, mask):
     _check(fn(_array(dx, dt, n, output=True), _array(dy, dt, n), _mask(mask, n), n, _threads()))
 
 
-# ---------------------------------------------------------------------------------------------
-# Rows: 2-D C-contiguous (rows, classes) arrays
-
-
-def _rows(variants, z):
-    fn, dt = _select(variants, z)
-    if z.ndim != 2:
-        raise ValueError("C row kernels take 2-D arrays")
-    return fn, dt, *z.shape
-
-
-def _row_unary(name):
-    variants = _variants(name)
-
-    def kernel(p, z):
-        fn, dt, rows, classes = _rows(variants, z)
-        _check(fn(_array(p, dt, z.size, output=True), _array(z, dt, z.size), rows, classes, _threads()))
-
-    return _implements(name)(kernel)
-
-
-def _row_binary(name):
-    variants = _variants(name)
-
-    def kernel(dz, a, b):
-        fn, dt, rows, classes = _rows(variants, a)
-        n = a.size
-        _check(fn(_array(dz, dt, n, output=True), _array(a, dt, n), _array(b, dt, n), rows, classes, _threads()))
-
-    return _implements(name)(kernel)
-
-
-softmax_forward = _row_unary("softmax_forward")
-softmax_backward = _row_binary("softmax_backward")
-log_softmax_forward = _row_unary("log_softmax_forward")
-log_softmax_backward = _row_binary("log_softmax_backward")
+softmax_forward = _map("softmax_forward", rows=True)
+softmax_backward = _map("softmax_backward", rows=True)
+log_softmax_forward = _map("log_softmax_forward", rows=True)
+log_softmax_backward = _map("log_softmax_backward", rows=True)
 
 
 # ---------------------------------------------------------------------------------------------
 # Fused losses
+
+
+def _rows(variants, z):
+    fn, dt = _select(variants, z)
+    return fn, dt, *_row_shape(z)
+
 
 _CROSS_ENTROPY = _variants("softmax_cross_entropy")
 _CROSS_ENTROPY_SOFT = _variants("softmax_cross_entropy_soft")
