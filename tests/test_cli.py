@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -56,3 +57,31 @@ def test_check_refuses_an_unavailable_backend(capsys):
         return
     assert cli.main(["check", "--backend", unavailable[0]]) == 2
     assert "is not available" in capsys.readouterr().err
+
+
+def test_bench_prints_the_side_by_side_table_and_writes_json(tmp_path, capsys):
+    out_file = tmp_path / "bench.json"
+    argv = ["bench", "--op", "relu", "--op", "softmax_cross_entropy", "--op", "linear_backward", "--size", "small",
+            "--dtype", "float32", "--dtype", "float64", "--repeat", "3", "--warmup", "1", "--no-torch",
+            "--json", str(out_file)]
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("copy bandwidth (the limit):")
+    available = [n for n, b in gk.backends().items() if b["available"]]
+    assert lines[1].split() == ["op", "shape", "dtype"] + [w for name in available for w in (name, "ms")] + [
+        "best", "x", "numpy", "GB/s", "%", "copy"]
+    rows = lines[2:]
+    assert len(rows) == 6 and [r.split()[0] for r in rows] == ["relu"] * 2 + ["softmax_cross_entropy"] * 2 + ["linear_backward"] * 2
+    assert rows[0].split()[1] == "256x256" and rows[2].split()[1] == "4096x10"
+    assert rows[0].rstrip().endswith("%") and rows[-1].split()[-2:] == ["-", "-"]  # no bandwidth for a GEMM
+    result = json.loads(out_file.read_text())
+    assert result["copy_bandwidth_bytes_per_second"] > 0 and result["threads"] == gk.get_num_threads()
+    first = result["rows"][0]
+    assert first["op"] == "relu" and first["dtype"] == "float32" and first["bytes"] == 2 * 256 * 256 * 4
+    assert set(first["seconds"]) == set(available) and all(s > 0 for s in first["seconds"].values())
+
+
+def test_bench_always_includes_numpy_as_the_baseline(capsys):
+    assert cli.main(["bench", "--op", "mse", "--size", "small", "--backend", "c" if gk.backends()["c"]["available"]
+                     else "numpy", "--repeat", "2", "--warmup", "1", "--no-torch"]) == 0
+    assert "numpy ms" in capsys.readouterr().out

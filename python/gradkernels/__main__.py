@@ -1,7 +1,8 @@
-"""Command line: `python -m gradkernels info` and `python -m gradkernels check`."""
+"""Command line: `python -m gradkernels info`, `check` and `bench`."""
 
 import argparse
 import importlib
+import json
 import importlib.metadata
 import os
 import platform
@@ -9,7 +10,7 @@ import sys
 
 import numpy as np
 
-from . import __version__, _backends, _selftest
+from . import __version__, _backends, _bench, _selftest
 
 
 def _version(dist: str) -> str:
@@ -126,6 +127,26 @@ def check(args) -> int:
     return 1 if failed else 0
 
 
+def bench(args) -> int:
+    names = args.backend or [name for name, b in _backends.backends().items() if b["available"]]
+    for name in names:
+        _backends.resolve(name)
+    if "numpy" not in names:
+        names = ["numpy", *names]  # the baseline of every speedup
+    if args.threads is not None:
+        _backends.set_num_threads(args.threads)
+    result = _bench.run(args.op or _bench.OPS, args.size or _bench.SIZES, args.dtype or ["float32"], names,
+                        repeat=args.repeat, warmup=args.warmup, with_torch=not args.no_torch)
+    print(f"copy bandwidth (the limit): {result['copy_bandwidth_bytes_per_second'] / 1e9:.1f} GB/s, "
+          f"64 MiB into a fresh array; {result['threads']} threads; median of {args.repeat} calls per entrant, "
+          f"round-robin, fresh outputs")
+    print(_bench.table(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradkernels", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +156,17 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", action="append", choices=("float32", "float64"), help="only this dtype (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default 0)")
     p.set_defaults(run=check)
+    p = sub.add_parser("bench", help="time every op on every backend (and PyTorch) side by side")
+    p.add_argument("--op", action="append", choices=_bench.OPS, help="only this op (repeatable)")
+    p.add_argument("--size", action="append", choices=_bench.SIZES, help="only this size class (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float32", "float64"), help="dtype (repeatable; float32)")
+    p.add_argument("--backend", action="append", choices=_backends.NAMES, help="only this backend (repeatable)")
+    p.add_argument("--threads", type=int, help="threads for the parallel backends (default: all usable cores)")
+    p.add_argument("--repeat", type=int, default=11, help="timed calls per entrant (default 11)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls per entrant first (default 3)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
+    p.add_argument("--json", metavar="FILE", help="also write the measurements to FILE as JSON")
+    p.set_defaults(run=bench)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -1,0 +1,301 @@
+"""`python -m gradkernels bench`: every op on every backend (and PyTorch when installed), side by
+side on the same arrays, as a table of medians, speedups over NumPy and memory bandwidth.
+
+Method: the entrants of a case (the backends, PyTorch) are timed round-robin, the first one
+rotating each repetition, after warm-up calls (which also compile the Numba kernels); the garbage
+collector is off while timing. Results are fresh arrays, as in a user's default call. The copy
+bandwidth, measured first, is that of copying 64 MiB into a fresh array with one thread per core.
+"""
+
+import dataclasses
+import gc
+import json
+import sys
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from . import _backends
+from ._dispatch import backend as bind
+
+SIZES = ("small", "medium", "large")
+COPY_BYTES = 64 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    op: str
+    shape: tuple[int, ...]
+    # (rng, dtype) -> the inputs; the call of a backend; the same through PyTorch (or None)
+    make: Callable
+    call: Callable
+    torch_call: Callable | None
+    # bytes a kernel must read and write at the least (None: not memory-bound, e.g. GEMMs)
+    bytes_per_element: int | None
+
+
+def _elementwise_shapes():
+    return {"small": (256, 256), "medium": (1024, 1024), "large": (4096, 4096)}
+
+
+def _row_shapes(op):
+    if op == "softmax_cross_entropy":
+        return {"small": (4096, 10), "medium": (4096, 1000), "large": (2048, 32000)}
+    return {"small": (256, 100), "medium": (4096, 1000), "large": (2048, 32000)}
+
+
+def _torch_cross_entropy(torch, z, labels):
+    logits = torch.from_numpy(z).requires_grad_()
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels))
+    loss.backward()
+    return loss, logits.grad
+
+
+def _cases(torch) -> dict[str, Callable[[str], Case]]:
+    """op -> size name -> its Case."""
+    t = None if torch is None else torch.from_numpy
+    aten = None if torch is None else torch.ops.aten
+
+    def elementwise(op, inputs, call, torch_call, bytes_per_element):
+        def case(size):
+            return Case(op, _elementwise_shapes()[size], inputs, call, torch_call, bytes_per_element)
+
+        return case
+
+    def normal(rng, dtype, shape, scale=3.0):
+        return (scale * rng.standard_normal(shape)).astype(dtype)
+
+    x1 = lambda rng, dt, s: (normal(rng, dt, s),)
+    x2 = lambda rng, dt, s: (normal(rng, dt, s), normal(rng, dt, s))
+
+    def relu_inputs(rng, dt, s):
+        dy, x = x2(rng, dt, s)
+        return dy, np.maximum(x, 0)
+
+    def mask_inputs(rng, dt, s):
+        dy, x = x2(rng, dt, s)
+        return dy, np.packbits(x.ravel() > 0, bitorder="little")
+
+    def sigmoid_inputs(rng, dt, s):
+        dy, x = x2(rng, dt, s)
+        return dy, 1 / (1 + np.exp(-x))
+
+    def tanh_inputs(rng, dt, s):
+        dy, x = x2(rng, dt, s)
+        return dy, np.tanh(x)
+
+    def bce_inputs(rng, dt, s):
+        return normal(rng, dt, s), rng.uniform(size=s).astype(dt)
+
+    ew = {
+        "relu": elementwise("relu", x1, lambda b, x: b.relu(x), t and (lambda x: torch.relu(t(x))), 2),
+        "relu_backward": elementwise("relu_backward", relu_inputs, lambda b, dy, y: b.relu_backward(dy, y),
+                                     t and (lambda dy, y: aten.threshold_backward(t(dy), t(y), 0)), 3),
+        "relu_with_mask": elementwise("relu_with_mask", x1, lambda b, x: b.relu_with_mask(x), None, 2),
+        "relu_backward_from_mask": elementwise("relu_backward_from_mask", mask_inputs,
+                                               lambda b, dy, m: b.relu_backward_from_mask(dy, m), None, 2),
+        "leaky_relu": elementwise("leaky_relu", x1, lambda b, x: b.leaky_relu(x),
+                                  t and (lambda x: torch.nn.functional.leaky_relu(t(x))), 2),
+        "leaky_relu_backward": elementwise(
+            "leaky_relu_backward", x2, lambda b, dy, x: b.leaky_relu_backward(dy, x),
+            t and (lambda dy, x: aten.leaky_relu_backward(t(dy), t(x), 0.01, False)), 3),
+        "sigmoid": elementwise("sigmoid", x1, lambda b, x: b.sigmoid(x), t and (lambda x: torch.sigmoid(t(x))), 2),
+        "sigmoid_backward": elementwise("sigmoid_backward", sigmoid_inputs,
+                                        lambda b, dy, y: b.sigmoid_backward(dy, y),
+                                        t and (lambda dy, y: aten.sigmoid_backward(t(dy), t(y))), 3),
+        "tanh": elementwise("tanh", x1, lambda b, x: b.tanh(x), t and (lambda x: torch.tanh(t(x))), 2),
+        "tanh_backward": elementwise("tanh_backward", tanh_inputs, lambda b, dy, y: b.tanh_backward(dy, y),
+                                     t and (lambda dy, y: aten.tanh_backward(t(dy), t(y))), 3),
+        "sigmoid_binary_cross_entropy": elementwise(
+            "sigmoid_binary_cross_entropy", bce_inputs, lambda b, z, y: b.sigmoid_binary_cross_entropy(z, y),
+            t and (lambda z, y: _torch_bce(torch, z, y)), 3),
+        "mse": elementwise("mse", x2, lambda b, p, y: b.mse(p, y), t and (lambda p, y: _torch_mse(torch, p, y)), 3),
+    }
+
+    def rows(op, inputs, call, torch_call, bytes_per_element):
+        def case(size):
+            return Case(op, _row_shapes(op)[size], inputs, call, torch_call, bytes_per_element)
+
+        return case
+
+    def probabilities(rng, dt, s):
+        z = normal(rng, dt, s, 1.0)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return normal(rng, dt, s, 1.0), e / e.sum(axis=-1, keepdims=True)
+
+    def log_probabilities(rng, dt, s):
+        dp, p = probabilities(rng, dt, s)
+        return dp, np.log(p)
+
+    def labelled(rng, dt, s):
+        return normal(rng, dt, s, 1.0), rng.integers(0, s[-1], s[0])
+
+    row = {
+        "softmax": rows("softmax", x1, lambda b, z: b.softmax(z), t and (lambda z: torch.softmax(t(z), -1)), 2),
+        "softmax_backward": rows(
+            "softmax_backward", probabilities, lambda b, dp, p: b.softmax_backward(dp, p),
+            t and (lambda dp, p: aten._softmax_backward_data(t(dp), t(p), -1, t(p).dtype)), 3),
+        "log_softmax": rows("log_softmax", x1, lambda b, z: b.log_softmax(z),
+                            t and (lambda z: torch.log_softmax(t(z), -1)), 2),
+        "log_softmax_backward": rows(
+            "log_softmax_backward", log_probabilities, lambda b, dl, lp: b.log_softmax_backward(dl, lp),
+            t and (lambda dl, lp: aten._log_softmax_backward_data(t(dl), t(lp), -1, t(lp).dtype)), 3),
+        "softmax_cross_entropy": rows(
+            "softmax_cross_entropy", labelled, lambda b, z, y: b.softmax_cross_entropy(z, y),
+            t and (lambda z, y: _torch_cross_entropy(torch, z, y)), 2),
+    }
+
+    linear_shapes = {"small": (64, 64, 64), "medium": (512, 512, 512), "large": (4096, 1024, 1024)}
+
+    def layer(rng, dt, s):
+        """(dy, x, w) of a layer with x (N, D), w (D, H)."""
+        n, d, h = s
+        return normal(rng, dt, (n, h), 1.0), normal(rng, dt, (n, d), 1.0), normal(rng, dt, (d, h), 1.0)
+
+    def layer_forward(rng, dt, s):
+        """(x, w, b)."""
+        dy, x, w = layer(rng, dt, s)
+        return x, w, dy[0]
+
+    def linear(size):
+        return Case("linear", linear_shapes[size], layer_forward, lambda b, x, w, bias: b.linear(x, w, bias),
+                    t and (lambda x, w, bias: torch.addmm(t(bias), t(x), t(w))), None)
+
+    def linear_backward(size):
+        return Case("linear_backward", linear_shapes[size], layer,
+                    lambda b, dy, x, w: b.linear_backward(dy, x, w),
+                    t and (lambda dy, x, w: (t(dy) @ t(w).T, t(x).T @ t(dy), t(dy).sum(0))), None)
+
+    return {**ew, **row, "linear": linear, "linear_backward": linear_backward}
+
+
+def _torch_bce(torch, z, y):
+    logits = torch.from_numpy(z).requires_grad_()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(y))
+    loss.backward()
+    return loss, logits.grad
+
+
+def _torch_mse(torch, p, y):
+    pred = torch.from_numpy(p).requires_grad_()
+    loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(y))
+    loss.backward()
+    return loss, pred.grad
+
+
+OPS = tuple(_cases(None))
+
+
+def _round_robin(entrants: dict[str, Callable], repeat: int, warmup: int) -> dict[str, float]:
+    """Median seconds per call of each entrant, timed in turns."""
+    for fn in entrants.values():
+        for _ in range(warmup):
+            fn()
+    names = list(entrants)
+    times = {name: [] for name in names}
+    gc.collect()
+    gc.disable()
+    try:
+        for rep in range(repeat):
+            for name in names[rep % len(names):] + names[: rep % len(names)]:
+                start = time.perf_counter()
+                result = entrants[name]()
+                times[name].append(time.perf_counter() - start)
+                del result
+    finally:
+        gc.enable()
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def copy_bandwidth(threads: int, repeat: int = 15) -> float:
+    """Bytes read plus written per second copying 64 MiB into a fresh array, one thread per core
+    (NumPy's copy releases the GIL)."""
+    src = np.ones(COPY_BYTES // 8)
+    bounds = np.linspace(0, src.size, threads + 1).astype(int)
+
+    def fresh_copy():
+        dst = np.empty_like(src)
+        parts = [threading.Thread(target=np.copyto, args=(dst[a:b], src[a:b])) for a, b in zip(bounds, bounds[1:])]
+        for part in parts:
+            part.start()
+        for part in parts:
+            part.join()
+        return dst
+
+    seconds = _round_robin({"copy": fresh_copy}, repeat, warmup=3)["copy"]
+    return 2 * src.nbytes / seconds
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = width * done // total
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label:<45}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: bool, seed: int = 0) -> dict:
+    """Every case measured; the dict that --json writes."""
+    torch = None
+    if with_torch:
+        try:
+            import torch  # noqa: F811 (optional)
+
+            torch.set_num_threads(_backends.get_num_threads())
+        except ImportError:
+            torch = None
+    cases = _cases(torch)
+    bound = {name: bind(name) for name in backends}
+    bandwidth = copy_bandwidth(_backends.get_num_threads())
+    plan = [(op, size, dtype) for op in ops for size in sizes for dtype in dtypes]
+    rows = []
+    for k, (op, size, dtype) in enumerate(plan):
+        _progress(k, len(plan), f"{op} {size} {dtype}")
+        case = cases[op](size)
+        inputs = case.make(np.random.default_rng(seed), np.dtype(dtype), case.shape)
+        entrants = {name: (lambda b=b: case.call(b, *inputs)) for name, b in bound.items()}
+        if torch is not None and case.torch_call is not None:
+            entrants["torch"] = lambda: case.torch_call(*inputs)
+        medians = _round_robin(entrants, repeat, warmup)
+        elements = int(np.prod(inputs[0].shape))
+        nbytes = None if case.bytes_per_element is None else case.bytes_per_element * elements * np.dtype(dtype).itemsize
+        rows.append({"op": op, "size": size, "shape": list(case.shape), "dtype": dtype, "seconds": medians,
+                     "bytes": nbytes})
+    _progress(len(plan), len(plan), "done")
+    return {
+        "copy_bandwidth_bytes_per_second": bandwidth,
+        "threads": _backends.get_num_threads(),
+        "repeat": repeat,
+        "warmup": warmup,
+        "rows": rows,
+    }
+
+
+def table(result: dict) -> str:
+    """The side-by-side table: ms per entrant, the best gradkernels backend's speedup over NumPy,
+    and its bandwidth against the copy bandwidth."""
+    entrants = list(dict.fromkeys(name for row in result["rows"] for name in row["seconds"]))
+    limit = result["copy_bandwidth_bytes_per_second"]
+    header = ["op", "shape", "dtype", *(f"{name} ms" for name in entrants), "best", "x numpy", "GB/s", "% copy"]
+    lines = []
+    for row in result["rows"]:
+        seconds = row["seconds"]
+        ours = {name: s for name, s in seconds.items() if name != "torch"}
+        best = min(ours, key=ours.get)
+        cells = [row["op"], "x".join(map(str, row["shape"])), row["dtype"]]
+        cells += [f"{seconds[name] * 1e3:.3f}" if name in seconds else "-" for name in entrants]
+        cells += [best, f"{seconds['numpy'] / ours[best]:.2f}" if "numpy" in seconds else "-"]
+        if row["bytes"]:
+            rate = row["bytes"] / ours[best]
+            cells += [f"{rate / 1e9:.1f}", f"{100 * rate / limit:.0f}%"]
+        else:
+            cells += ["-", "-"]
+        lines.append(cells)
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *lines)]
+    render = lambda cells: "  ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([render(header), *map(render, lines)])
