@@ -92,8 +92,9 @@ GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_
         }
         label_weight[b] = weight[label];
         double w_t = (double)label_weight[b], log_sum = (double)lse[b];
-        losses[r] = (T)(keep * w_t * (log_sum - (double)shifted[label][b]) +
-                        uniform * (log_sum * weight_sum - (double)weighted[b]));
+        /* the smoothing term only with smoothing: a masked class (z = -inf) makes it 0 * inf */
+        double smoothed = smoothing > 0 ? uniform * (log_sum * weight_sum - (double)weighted[b]) : 0.0;
+        losses[r] = (T)(keep * w_t * (log_sum - (double)shifted[label][b]) + smoothed);
     }
     for (int64_t j = 0; j < classes; j++) { /* the gradient, transposed, into `shifted` */
         T w = smoothing > 0 ? (T)((double)weight[j] * uniform * grad_scale) : (T)0;

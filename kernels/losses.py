@@ -136,7 +136,9 @@ def _cross_entropy_batched(dz, losses, z, labels, weight, ignore_index, smoothin
             w_t = weight[label]
             label_weight[b] = w_t
             log_sum = np.float64(lse[b])
-            losses[r] = keep * w_t * (log_sum - shifted[label, b]) + uniform * (log_sum * weight_sum - weighted[b])
+            # the smoothing term only with smoothing: a masked class (z = -inf) makes it 0 * inf
+            smoothed = uniform * (log_sum * weight_sum - weighted[b]) if smoothing > 0.0 else 0.0
+            losses[r] = keep * w_t * (log_sum - shifted[label, b]) + smoothed
         for b in range(count):
             p_scale[b] = dt((keep * label_weight[b] + uniform * weight_sum) / sum_exp[b] * grad_scale)
         for j in range(classes):  # the gradient, transposed, into `shifted`

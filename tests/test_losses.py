@@ -132,6 +132,21 @@ def test_extreme_logits_give_finite_loss_and_gradient(bk, dtype):
     assert_close(grad[0], [1 - 0.1 / 3, -0.9 - 0.1 / 3, -0.1 / 3], dtype)
 
 
+@pytest.mark.parametrize("classes", [3, 40])  # the few-class batches of the compiled backends, and rows
+def test_a_minus_infinity_logit_is_a_masked_class(bk, dtype, classes):
+    """exp(-inf) = 0: the class drops out; without label smoothing the loss stays finite."""
+    z = np.tile(np.linspace(-1, 1, classes, dtype=dtype), (4, 1))
+    z[:, 1] = -np.inf
+    labels = np.array([0, 2, 2, classes - 1])
+    loss, grad = bk.softmax_cross_entropy(z, labels, reduction="none")
+    finite = z[:, np.arange(classes) != 1]
+    want_loss, want_grad = gk.backend("numpy").softmax_cross_entropy(
+        finite.astype(np.float64), np.array([0, 1, 1, classes - 2]), reduction="none")
+    assert_close(loss, want_loss, dtype)
+    assert_close(grad[:, np.arange(classes) != 1], want_grad, dtype)
+    assert np.all(grad[:, 1] == 0)
+
+
 def test_nan_logits_poison_only_their_row(bk, dtype):
     z = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, 2.0]], dtype)
     loss, grad = bk.softmax_cross_entropy(z, np.array([0, 1]), reduction="none")
