@@ -1,4 +1,4 @@
-"""Command line: `python -m gradkernels info`, `check` and `bench`."""
+"""Command line: `python -m gradkernels info`, `check`, `bench` and `tune`."""
 
 import argparse
 import importlib
@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from . import __version__, _backends, _bench, _selftest
+from . import __version__, _backends, _bench, _selftest, _tuning
 
 
 def _version(dist: str) -> str:
@@ -136,7 +136,8 @@ def bench(args) -> int:
     if args.threads is not None:
         _backends.set_num_threads(args.threads)
     result = _bench.run(args.op or _bench.OPS, args.size or _bench.SIZES, args.dtype or ["float32"], names,
-                        repeat=args.repeat, warmup=args.warmup, with_torch=not args.no_torch)
+                        repeat=args.repeat, warmup=args.warmup, with_torch=not args.no_torch,
+                        with_auto=len(names) > 1)
     print(f"copy bandwidth (the limit): {result['copy_bandwidth_bytes_per_second'] / 1e9:.1f} GB/s, "
           f"64 MiB into a fresh array; {result['threads']} threads; median of {args.repeat} calls per entrant, "
           f"round-robin, fresh outputs")
@@ -144,6 +145,18 @@ def bench(args) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
+    return 0
+
+
+def tune(args) -> int:
+    names = [name for name, b in _backends.backends().items() if b["available"]]
+    result = _bench.run(args.op or _bench.OPS, args.size or _bench.SIZES, args.dtype or ["float32", "float64"],
+                        names, repeat=args.repeat, warmup=args.warmup, with_torch=False, with_auto=False)
+    found = _tuning.tune(result)
+    print(_bench.table(result))
+    print()
+    counts = {name: list(found.values()).count(name) for name in names}
+    print(f"wrote {_tuning.table_path()}: " + ", ".join(f"{name} fastest in {n}" for name, n in counts.items()))
     return 0
 
 
@@ -167,6 +180,13 @@ def main(argv=None) -> int:
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
     p.add_argument("--json", metavar="FILE", help="also write the measurements to FILE as JSON")
     p.set_defaults(run=bench)
+    p = sub.add_parser("tune", help='measure the fastest backend per op, dtype and size for "auto" on this machine')
+    p.add_argument("--op", action="append", choices=_bench.OPS, help="only this op (repeatable)")
+    p.add_argument("--size", action="append", choices=_bench.SIZES, help="only this size class (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float32", "float64"), help="dtype (repeatable; both)")
+    p.add_argument("--repeat", type=int, default=7, help="timed calls per backend (default 7)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls per backend first (default 2)")
+    p.set_defaults(run=tune)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -13,12 +13,14 @@ import json
 import sys
 import threading
 import time
+import types
 from typing import Callable
 
 import numpy as np
 
 from . import _backends
 from ._dispatch import backend as bind
+from ._dispatch import public_ops
 
 SIZES = ("small", "medium", "large")
 COPY_BYTES = 64 << 20
@@ -53,7 +55,7 @@ def _torch_cross_entropy(torch, z, labels):
     return loss, logits.grad
 
 
-def _cases(torch) -> dict[str, Callable[[str], Case]]:
+def cases(torch) -> dict[str, Callable[[str], Case]]:
     """op -> size name -> its Case."""
     t = None if torch is None else torch.from_numpy
     aten = None if torch is None else torch.ops.aten
@@ -185,7 +187,7 @@ def _torch_mse(torch, p, y):
     return loss, pred.grad
 
 
-OPS = tuple(_cases(None))
+OPS = tuple(cases(None))
 
 
 def _round_robin(entrants: dict[str, Callable], repeat: int, warmup: int) -> dict[str, float]:
@@ -239,8 +241,10 @@ def _progress(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
-def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: bool, seed: int = 0) -> dict:
-    """Every case measured; the dict that --json writes."""
+def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: bool, with_auto: bool,
+        seed: int = 0) -> dict:
+    """Every case measured; the dict that --json writes. `with_auto` adds the module-level ops under
+    "auto" (the tuned choice per op, dtype and size) as an entrant."""
     torch = None
     if with_torch:
         try:
@@ -249,19 +253,22 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
             torch.set_num_threads(_backends.get_num_threads())
         except ImportError:
             torch = None
-    cases = _cases(torch)
+    all_cases = cases(torch)
     bound = {name: bind(name) for name in backends}
+    if with_auto:
+        bound["auto"] = types.SimpleNamespace(**public_ops())
     bandwidth = copy_bandwidth(_backends.get_num_threads())
     plan = [(op, size, dtype) for op in ops for size in sizes for dtype in dtypes]
     rows = []
     for k, (op, size, dtype) in enumerate(plan):
         _progress(k, len(plan), f"{op} {size} {dtype}")
-        case = cases[op](size)
+        case = all_cases[op](size)
         inputs = case.make(np.random.default_rng(seed), np.dtype(dtype), case.shape)
         entrants = {name: (lambda b=b: case.call(b, *inputs)) for name, b in bound.items()}
         if torch is not None and case.torch_call is not None:
             entrants["torch"] = lambda: case.torch_call(*inputs)
-        medians = _round_robin(entrants, repeat, warmup)
+        with _backends.use_backend("auto"):  # what the module-level ops (the "auto" entrant) follow
+            medians = _round_robin(entrants, repeat, warmup)
         elements = int(np.prod(inputs[0].shape))
         nbytes = None if case.bytes_per_element is None else case.bytes_per_element * elements * np.dtype(dtype).itemsize
         rows.append({"op": op, "size": size, "shape": list(case.shape), "dtype": dtype, "seconds": medians,
@@ -276,25 +283,34 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
     }
 
 
+def best_backend(row: dict) -> str:
+    """The fastest gradkernels backend of a row (not PyTorch, not "auto", which is one of them)."""
+    ours = {name: s for name, s in row["seconds"].items() if name in _backends.NAMES}
+    return min(ours, key=ours.get)
+
+
 def table(result: dict) -> str:
     """The side-by-side table: ms per entrant, the best gradkernels backend's speedup over NumPy,
-    and its bandwidth against the copy bandwidth."""
+    its bandwidth against the copy bandwidth, and "auto"'s time over the best one's."""
     entrants = list(dict.fromkeys(name for row in result["rows"] for name in row["seconds"]))
     limit = result["copy_bandwidth_bytes_per_second"]
+    with_auto = "auto" in entrants
     header = ["op", "shape", "dtype", *(f"{name} ms" for name in entrants), "best", "x numpy", "GB/s", "% copy"]
+    header += ["auto/best"] if with_auto else []
     lines = []
     for row in result["rows"]:
         seconds = row["seconds"]
-        ours = {name: s for name, s in seconds.items() if name != "torch"}
-        best = min(ours, key=ours.get)
+        best = best_backend(row)
         cells = [row["op"], "x".join(map(str, row["shape"])), row["dtype"]]
         cells += [f"{seconds[name] * 1e3:.3f}" if name in seconds else "-" for name in entrants]
-        cells += [best, f"{seconds['numpy'] / ours[best]:.2f}" if "numpy" in seconds else "-"]
+        cells += [best, f"{seconds['numpy'] / seconds[best]:.2f}" if "numpy" in seconds else "-"]
         if row["bytes"]:
-            rate = row["bytes"] / ours[best]
+            rate = row["bytes"] / seconds[best]
             cells += [f"{rate / 1e9:.1f}", f"{100 * rate / limit:.0f}%"]
         else:
             cells += ["-", "-"]
+        if with_auto:
+            cells.append(f"{seconds['auto'] / seconds[best]:.2f}")
         lines.append(cells)
     widths = [max(len(str(c)) for c in column) for column in zip(header, *lines)]
     render = lambda cells: "  ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths)))

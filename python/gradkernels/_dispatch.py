@@ -6,7 +6,7 @@ import inspect
 import types
 from typing import Callable
 
-from . import _backends
+from . import _backends, _tuning
 from ._ops import OPS
 
 # Resolved kernels by backend name; availability does not change within a process.
@@ -22,19 +22,32 @@ def _kernels(name: str) -> types.SimpleNamespace:
         return kernels
 
 
-def _bind(impl: Callable, kernels_for_call: Callable[[], types.SimpleNamespace]) -> Callable:
+def _bind(impl: Callable, kernels_for_call: Callable[[tuple, dict], types.SimpleNamespace]) -> Callable:
     @functools.wraps(impl)
     def bound(*args, **kwargs):
-        return impl(kernels_for_call(), *args, **kwargs)
+        return impl(kernels_for_call(args, kwargs), *args, **kwargs)
 
     params = list(inspect.signature(impl).parameters.values())[1:]  # drop `kernels`
     bound.__signature__ = inspect.Signature(params)
     return bound
 
 
+def _in_force(op_name: str) -> Callable[[tuple, dict], types.SimpleNamespace]:
+    """The kernels of the backend in force for a call of `op_name`: under "auto", the one tuned for
+    the op, the dtype and the size class of its first array (see `_tuning`)."""
+
+    def kernels_for_call(args, kwargs):
+        name = _backends.get_backend()
+        if name == "auto":
+            name = _tuning.choose(op_name, args[0] if args else next(iter(kwargs.values()), None))
+        return _kernels(name)
+
+    return kernels_for_call
+
+
 def public_ops() -> dict[str, Callable]:
     """Every op, dispatching on each call to the backend in force (see `use_backend`)."""
-    return {name: _bind(impl, lambda: _kernels(_backends.get_backend())) for name, impl in OPS.items()}
+    return {name: _bind(impl, _in_force(name)) for name, impl in OPS.items()}
 
 
 class Backend:
@@ -45,12 +58,13 @@ class Backend:
         kernels = _kernels(resolved)
         self.name = resolved
         for op_name, impl in OPS.items():
-            setattr(self, op_name, _bind(impl, lambda: kernels))
+            setattr(self, op_name, _bind(impl, lambda args, kwargs: kernels))
 
     def __repr__(self) -> str:
         return f"<gradkernels backend {self.name!r}>"
 
 
 def backend(name: str) -> Backend:
-    """The ops bound to backend `name` ("auto" resolves to the backend it picks now)."""
+    """The ops bound to backend `name` ("auto" resolves to its default, the first available of
+    c, numba, numpy; only the module-level ops follow the tuned table)."""
     return Backend(name)

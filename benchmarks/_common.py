@@ -1,0 +1,80 @@
+"""What every benchmark module shares (underscored, so that asv does not collect it as benchmarks):
+the cases of `python -m gradkernels bench` (the same inputs and calls), parametrized by op,
+backend (PyTorch, when importable, as the outside peer), dtype and size class. A backend that is not available here skips (NotImplementedError in setup).
+
+GRADKERNELS_BENCH_SIZES (comma-separated size classes) narrows the sizes: .ci/run benchmarks the
+small ones only, to check that every benchmark still runs."""
+
+import os
+import time
+
+import numpy as np
+
+import gradkernels as gk
+from gradkernels import _bench
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+BACKENDS = ["numpy", "numba", "c", "torch"]
+DTYPES = ["float32", "float64"]
+SIZES = os.environ.get("GRADKERNELS_BENCH_SIZES", ",".join(_bench.SIZES)).split(",")
+CASES = _bench.cases(torch)
+
+
+class _OpBenchmark:
+    """Subclasses set OPS; asv times every (op, backend, dtype, size)."""
+
+    OPS: tuple[str, ...] = ()
+    param_names = ["op", "backend", "dtype", "size"]
+    timeout = 600
+
+    @classmethod
+    def parametrize(cls, ops):
+        cls.OPS = tuple(ops)
+        cls.params = [list(ops), BACKENDS, DTYPES, SIZES]
+        return cls
+
+    def setup(self, op, backend, dtype, size):
+        case = CASES[op](size)
+        inputs = case.make(np.random.default_rng(0), np.dtype(dtype), case.shape)
+        if backend == "torch":
+            if torch is None or case.torch_call is None:
+                raise NotImplementedError("PyTorch is not installed, or has no such op")
+            torch.set_num_threads(gk.get_num_threads())
+            self.call = lambda: case.torch_call(*inputs)
+        else:
+            if not gk.backends()[backend]["available"]:
+                raise NotImplementedError(gk.backends()[backend]["reason"])
+            bound = gk.backend(backend)
+            self.call = lambda: case.call(bound, *inputs)
+        self.bytes = None if case.bytes_per_element is None else (
+            case.bytes_per_element * inputs[0].size * inputs[0].itemsize)
+        self.call()  # compiles a Numba kernel, if any, outside the timings
+
+    def time_op(self, op, backend, dtype, size):
+        self.call()
+
+
+class _MemoryBound(_OpBenchmark):
+    """Ops that only stream their arrays: also their effective bandwidth, the bytes they must
+    read and write over the median time of a call."""
+
+    def track_gigabytes_per_second(self, op, backend, dtype, size):
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            self.call()
+            times.append(time.perf_counter() - start)
+        return self.bytes / float(np.median(times)) / 1e9
+
+    track_gigabytes_per_second.unit = "GB/s"
+
+
+class _PeakMemory:
+    """Mixin: the process's peak memory during a call (the fused losses' and linear layers' temporaries)."""
+
+    def peakmem_op(self, op, backend, dtype, size):
+        self.call()

@@ -1,0 +1,108 @@
+"""What "auto" runs each op on: per op, dtype and size class, the backend that
+`python -m gradkernels tune` measured fastest on this machine, from a table kept in the user's
+cache directory under the package version and the CPU; without a table (or for a case it does not
+hold, or whose backend is not available) the first available of AUTO_PREFERENCE.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import threading
+
+import numpy as np
+
+from . import _backends
+
+# Size classes by the element count of an op's first array: small below MEDIUM, large from LARGE
+# on. The bench's shapes fall one in each (_bench.SIZES).
+MEDIUM, LARGE = 1 << 17, 1 << 22
+
+
+def size_class(elements: int) -> str:
+    return "small" if elements < MEDIUM else "medium" if elements < LARGE else "large"
+
+
+def _cpu_identity() -> str:
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    features = ""
+    try:
+        from ._ckernels import lib
+
+        features = str(lib.gk_cpu_features())
+    except ImportError:
+        pass
+    return f"{platform.machine()} {model} {features} {_backends.MAX_THREADS} cores"
+
+
+def table_path() -> pathlib.Path:
+    """Where `tune` writes and "auto" reads: one file per package version and CPU."""
+    from . import __version__
+
+    base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    cpu = hashlib.sha256(_cpu_identity().encode()).hexdigest()[:12]
+    return base / "gradkernels" / f"tune-{__version__}-{cpu}.json"
+
+
+def key(op: str, dtype: str, size: str) -> str:
+    return f"{op}/{dtype}/{size}"
+
+
+# (op, dtype, size class) -> backend name: the tuned table, less the backends not available here
+_table: dict[tuple[str, np.dtype, str], str] | None = None
+_table_lock = threading.Lock()
+
+
+def _load() -> dict[tuple[str, np.dtype, str], str]:
+    try:
+        stored = json.loads(table_path().read_text())["table"]
+        entries = [(k.split("/"), name) for k, name in stored.items()]
+        return {(op, np.dtype(dtype), size): name for (op, dtype, size), name in entries
+                if name in _backends.NAMES and _backends.info(name).available}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none, or not one we wrote
+        return {}
+
+
+def table() -> dict[tuple[str, np.dtype, str], str]:
+    """The tuned table ({} when there is none, or it cannot be read), loaded once per process."""
+    global _table
+    if _table is None:
+        with _table_lock:
+            if _table is None:
+                _table = _load()
+    return _table
+
+
+def forget() -> None:
+    """Read the table again on next use (after `tune` wrote a new one)."""
+    global _table
+    with _table_lock:
+        _table = None
+
+
+def choose(op: str, first) -> str:
+    """The backend name "auto" stands for in a call of `op` whose first argument is `first`: a
+    dictionary look-up, since it runs on every call."""
+    tuned = table()
+    if tuned and isinstance(first, np.ndarray):
+        return tuned.get((op, first.dtype, size_class(first.size)), "auto")
+    return "auto"
+
+
+def tune(result: dict) -> dict[str, str]:
+    """Writes the table of the fastest backend per row of a bench result (`_bench.run`) and
+    returns it."""
+    from ._bench import best_backend
+
+    found = {key(row["op"], row["dtype"], row["size"]): best_backend(row) for row in result["rows"]}
+    path = table_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cpu": _cpu_identity(), "table": found}, indent=1, sort_keys=True))
+    forget()
+    return found

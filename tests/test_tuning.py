@@ -1,0 +1,108 @@
+"""What "auto" runs each op on: the table `python -m gradkernels tune` writes, per op, dtype and
+size class, or the default order without one."""
+
+import json
+
+import numpy as np
+import pytest
+
+import gradkernels as gk
+from gradkernels import __main__ as cli
+from gradkernels import _backends, _bench, _tuning
+
+DEFAULT = _backends.resolve("auto").name
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache directory for the table; the table is read afresh before and after."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    _tuning.forget()
+    yield tmp_path
+    _tuning.forget()
+
+
+def _write(table: dict) -> None:
+    path = _tuning.table_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cpu": "test", "table": table}))
+    _tuning.forget()
+
+
+def _spy(monkeypatch, backend_name, kernel):
+    calls = []
+    kernels = _backends.info(backend_name).kernels
+    real = getattr(kernels, kernel)
+
+    def spy(*args):
+        calls.append(args[0].size)
+        return real(*args)
+
+    monkeypatch.setattr(kernels, kernel, spy)
+    return calls
+
+
+@pytest.mark.slow  # builds the inputs of every case, the large ones too
+def test_size_classes_hold_the_shapes_the_bench_and_tune_measure():
+    assert [_tuning.size_class(n) for n in (1, _tuning.MEDIUM - 1, _tuning.MEDIUM, _tuning.LARGE - 1, _tuning.LARGE)] == [
+        "small", "small", "medium", "medium", "large"]
+    cases = _bench.cases(None)
+    for op in _bench.OPS:
+        for size in _bench.SIZES:
+            case = cases[op](size)
+            first = case.make(np.random.default_rng(0), np.dtype(np.float32), case.shape)[0]
+            assert _tuning.size_class(first.size) == size, (op, size, first.shape)
+
+
+def test_without_a_table_auto_takes_the_default_order(cache):
+    assert _tuning.table() == {}
+    assert _tuning.choose("relu", np.ones(10, np.float32)) == "auto"
+
+
+def test_auto_follows_the_table_per_op_dtype_and_size(cache, monkeypatch):
+    _write({"relu/float32/small": "numpy", "relu/float64/medium": "numpy"})
+    calls = _spy(monkeypatch, "numpy", "relu_forward")
+    gk.relu(np.ones(100, np.float32))  # in the table
+    gk.relu(np.ones(1000, np.float32) * 1.0)  # in the table
+    gk.relu(x=np.ones(10, np.float32))  # by keyword too
+    assert calls == [100, 1000, 10]
+    if DEFAULT != "numpy":
+        gk.relu(np.ones(100, np.float64))  # float64 small: not in the table
+        gk.relu(np.ones(_tuning.LARGE, np.float64))  # large: not in the table
+        gk.sigmoid(np.ones(100, np.float32))  # another op
+        assert calls == [100, 1000, 10]
+    with gk.use_backend(DEFAULT):  # a backend chosen by name is not overridden
+        gk.relu(np.ones(100, np.float32))
+    assert len(calls) == 3 or DEFAULT == "numpy"
+
+
+def test_a_table_naming_an_unavailable_or_unknown_backend_is_not_followed(cache):
+    unavailable = [n for n, b in gk.backends().items() if not b["available"]] or ["no-such-backend"]
+    _write({"relu/float32/small": unavailable[0], "sigmoid/float32/small": "numpy"})
+    assert _tuning.choose("relu", np.ones(10, np.float32)) == "auto"
+    assert _tuning.choose("sigmoid", np.ones(10, np.float32)) == "numpy"
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"table": {"relu": "c"}}', '{"table": 3}'])
+def test_an_unreadable_table_is_ignored(cache, content):
+    path = _tuning.table_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    assert _tuning.table() == {}
+    assert gk.relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+def test_tune_writes_the_fastest_backend_per_row_where_auto_finds_it(cache, capsys):
+    assert cli.main(["tune", "--op", "mse", "--size", "small", "--dtype", "float32", "--repeat", "2", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    assert str(_tuning.table_path()) in out
+    stored = json.loads(_tuning.table_path().read_text())["table"]
+    available = [n for n, b in gk.backends().items() if b["available"]]
+    assert list(stored) == ["mse/float32/small"] and stored["mse/float32/small"] in available
+    assert _tuning.choose("mse", np.ones(10, np.float32)) == stored["mse/float32/small"]
+
+
+def test_the_table_is_kept_per_version_and_cpu(cache):
+    name = _tuning.table_path().name
+    assert name.startswith(f"tune-{gk.__version__}-") and name.endswith(".json")
+    assert _tuning.table_path().parent == cache / "gradkernels"
