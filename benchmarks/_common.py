@@ -2,8 +2,8 @@
 the cases of `python -m gradkernels bench` (the same inputs and calls), parametrized by op,
 backend (PyTorch, when importable, as the outside peer), dtype and size class. A backend that is not available here skips (NotImplementedError in setup).
 
-GRADKERNELS_BENCH_SIZES (comma-separated size classes) narrows the sizes: .ci/run benchmarks the
-small ones only, to check that every benchmark still runs."""
+GRADKERNELS_BENCH_SIZES and GRADKERNELS_BENCH_DTYPES (comma-separated) narrow the sizes and
+dtypes: .ci/run benchmarks small float32 only, to check quickly that every benchmark still runs."""
 
 import os
 import time
@@ -13,15 +13,20 @@ import numpy as np
 import gradkernels as gk
 from gradkernels import _bench
 
-try:
-    import torch
-except ImportError:
-    torch = None
-
 BACKENDS = ["numpy", "numba", "c", "torch"]
-DTYPES = ["float32", "float64"]
+DTYPES = os.environ.get("GRADKERNELS_BENCH_DTYPES", "float32,float64").split(",")
 SIZES = os.environ.get("GRADKERNELS_BENCH_SIZES", ",".join(_bench.SIZES)).split(",")
-CASES = _bench.cases(torch)
+
+
+def _torch():
+    """PyTorch, imported only by its own benchmarks (asv runs each in a process of its own, and
+    the import takes about a second), or None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(gk.get_num_threads())
+    return torch
 
 
 class _OpBenchmark:
@@ -38,12 +43,12 @@ class _OpBenchmark:
         return cls
 
     def setup(self, op, backend, dtype, size):
-        case = CASES[op](size)
+        torch = _torch() if backend == "torch" else None
+        case = _bench.cases(torch)[op](size)
         inputs = case.make(np.random.default_rng(0), np.dtype(dtype), case.shape)
         if backend == "torch":
-            if torch is None or case.torch_call is None:
+            if case.torch_call is None:
                 raise NotImplementedError("PyTorch is not installed, or has no such op")
-            torch.set_num_threads(gk.get_num_threads())
             self.call = lambda: case.torch_call(*inputs)
         else:
             if not gk.backends()[backend]["available"]:

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import gradkernels as gk
 from gradkernels import __main__ as cli
@@ -68,20 +69,49 @@ def test_bench_prints_the_side_by_side_table_and_writes_json(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("copy bandwidth (the limit):")
     available = [n for n, b in gk.backends().items() if b["available"]]
-    assert lines[1].split() == ["op", "shape", "dtype"] + [w for name in available for w in (name, "ms")] + [
-        "best", "x", "numpy", "GB/s", "%", "copy"]
+    entrants = available + ["auto"] if len(available) > 1 else available
+    assert lines[1].split() == ["op", "shape", "dtype"] + [w for name in entrants for w in (name, "ms")] + [
+        "best", "x", "numpy", "GB/s", "%", "copy"] + (["auto/best"] if "auto" in entrants else [])
     rows = lines[2:]
     assert len(rows) == 6 and [r.split()[0] for r in rows] == ["relu"] * 2 + ["softmax_cross_entropy"] * 2 + ["linear_backward"] * 2
     assert rows[0].split()[1] == "256x256" and rows[2].split()[1] == "4096x10"
-    assert rows[0].rstrip().endswith("%") and rows[-1].split()[-2:] == ["-", "-"]  # no bandwidth for a GEMM
+    tail = -1 if "auto" in entrants else None
+    assert rows[0].split()[:tail][-1].endswith("%") and rows[-1].split()[:tail][-2:] == ["-", "-"]  # GEMMs: no GB/s
     result = json.loads(out_file.read_text())
     assert result["copy_bandwidth_bytes_per_second"] > 0 and result["threads"] == gk.get_num_threads()
     first = result["rows"][0]
     assert first["op"] == "relu" and first["dtype"] == "float32" and first["bytes"] == 2 * 256 * 256 * 4
-    assert set(first["seconds"]) == set(available) and all(s > 0 for s in first["seconds"].values())
+    assert set(first["seconds"]) == set(entrants) and all(s > 0 for s in first["seconds"].values())
+    if "auto" in entrants:  # its time over the best backend's
+        best = min(available, key=first["seconds"].get)
+        assert float(rows[0].split()[-1]) == pytest.approx(first["seconds"]["auto"] / first["seconds"][best], abs=0.006)
 
 
 def test_bench_always_includes_numpy_as_the_baseline(capsys):
     assert cli.main(["bench", "--op", "mse", "--size", "small", "--backend", "c" if gk.backends()["c"]["available"]
                      else "numpy", "--repeat", "2", "--warmup", "1", "--no-torch"]) == 0
     assert "numpy ms" in capsys.readouterr().out
+
+
+def test_bench_draws_the_speedups(tmp_path):
+    pytest.importorskip("matplotlib")
+    chart = tmp_path / "speedups.png"
+    assert cli.main(["bench", "--op", "relu", "--op", "tanh", "--size", "small", "--repeat", "2", "--warmup", "1",
+                     "--no-torch", "--plot", str(chart)]) == 0
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
+
+
+def test_bench_without_matplotlib_refuses_plot_before_measuring(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert cli.main(["bench", "--op", "relu", "--size", "small", "--plot", "x.png"]) == 2
+    captured = capsys.readouterr()
+    assert "--plot needs matplotlib" in captured.err and captured.out == ""

@@ -135,6 +135,11 @@ def bench(args) -> int:
         names = ["numpy", *names]  # the baseline of every speedup
     if args.threads is not None:
         _backends.set_num_threads(args.threads)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401 (checked before the long run, not after)
+        except ImportError:
+            raise RuntimeError('--plot needs matplotlib: pip install "gradkernels[bench]"') from None
     result = _bench.run(args.op or _bench.OPS, args.size or _bench.SIZES, args.dtype or ["float32"], names,
                         repeat=args.repeat, warmup=args.warmup, with_torch=not args.no_torch,
                         with_auto=len(names) > 1)
@@ -145,6 +150,8 @@ def bench(args) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
+    if args.plot:
+        _bench.plot(result, args.plot)
     return 0
 
 
@@ -179,6 +186,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per entrant first (default 3)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
     p.add_argument("--json", metavar="FILE", help="also write the measurements to FILE as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the speedups over NumPy (needs matplotlib)")
     p.set_defaults(run=bench)
     p = sub.add_parser("tune", help='measure the fastest backend per op, dtype and size for "auto" on this machine')
     p.add_argument("--op", action="append", choices=_bench.OPS, help="only this op (repeatable)")

@@ -315,3 +315,30 @@ def table(result: dict) -> str:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *lines)]
     render = lambda cells: "  ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([render(header), *map(render, lines)])
+
+
+def plot(result: dict, path: str) -> None:
+    """A bar chart of every entrant's speedup over NumPy per row (log scale), written to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    entrants = [n for n in dict.fromkeys(n for row in rows for n in row["seconds"]) if n != "numpy"]
+    labels = [f"{row['op']} {'x'.join(map(str, row['shape']))} {row['dtype']}" for row in rows]
+    height = 0.8 / max(len(entrants), 1)
+    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) * max(len(entrants), 1) / 2 + 1.5))
+    for k, name in enumerate(entrants):
+        speedups = [row["seconds"]["numpy"] / row["seconds"][name] if name in row["seconds"] else 0 for row in rows]
+        ax.barh([i + k * height for i in range(len(rows))], speedups, height, label=name)
+    ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("speedup over the NumPy backend (log scale)")
+    ax.set_title(f"gradkernels bench, {result['threads']} threads, fresh outputs")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
