@@ -1,8 +1,17 @@
+import os
+import tempfile
+
 import hypothesis
 import numpy as np
 import pytest
 
 import gradkernels as gk
+from gradkernels import _tuning
+
+# The tests must not follow a table that `python -m gradkernels tune` left in the user's cache:
+# "auto" means the default order here (subprocesses inherit the variable).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gradkernels-tests-cache-")
+_tuning.forget()
 
 hypothesis.settings.register_profile("default", deadline=None, max_examples=40, derandomize=True)
 hypothesis.settings.load_profile("default")

@@ -93,6 +93,15 @@ def test_bench_always_includes_numpy_as_the_baseline(capsys):
     assert "numpy ms" in capsys.readouterr().out
 
 
+def test_bench_writes_the_table_as_markdown(tmp_path):
+    md = tmp_path / "table.md"
+    assert cli.main(["bench", "--op", "mse", "--size", "small", "--repeat", "2", "--warmup", "1", "--no-torch",
+                     "--markdown", str(md)]) == 0
+    lines = md.read_text().splitlines()
+    assert lines[0].startswith("| op | shape | dtype | numpy ms |") and set(lines[1].replace("|", "").split()) == {"---"}
+    assert len(lines) == 3 and lines[2].startswith("| mse | 256x256 | float32 |")
+
+
 def test_bench_draws_the_speedups(tmp_path):
     pytest.importorskip("matplotlib")
     chart = tmp_path / "speedups.png"

@@ -152,6 +152,9 @@ def bench(args) -> int:
             json.dump(result, f, indent=1)
     if args.plot:
         _bench.plot(result, args.plot)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(_bench.table(result, markdown=True) + "\n")
     return 0
 
 
@@ -187,6 +190,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
     p.add_argument("--json", metavar="FILE", help="also write the measurements to FILE as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="also draw the speedups over NumPy (needs matplotlib)")
+    p.add_argument("--markdown", metavar="FILE", help="also write the table to FILE as Markdown (for the README)")
     p.set_defaults(run=bench)
     p = sub.add_parser("tune", help='measure the fastest backend per op, dtype and size for "auto" on this machine')
     p.add_argument("--op", action="append", choices=_bench.OPS, help="only this op (repeatable)")

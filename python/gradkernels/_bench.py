@@ -289,9 +289,10 @@ def best_backend(row: dict) -> str:
     return min(ours, key=ours.get)
 
 
-def table(result: dict) -> str:
+def table(result: dict, *, markdown: bool = False) -> str:
     """The side-by-side table: ms per entrant, the best gradkernels backend's speedup over NumPy,
-    its bandwidth against the copy bandwidth, and "auto"'s time over the best one's."""
+    its bandwidth against the copy bandwidth, and "auto"'s time over the best one's; aligned
+    text, or a Markdown table."""
     entrants = list(dict.fromkeys(name for row in result["rows"] for name in row["seconds"]))
     limit = result["copy_bandwidth_bytes_per_second"]
     with_auto = "auto" in entrants
@@ -312,6 +313,9 @@ def table(result: dict) -> str:
         if with_auto:
             cells.append(f"{seconds['auto'] / seconds[best]:.2f}")
         lines.append(cells)
+    if markdown:
+        rule = ["---"] * len(header)
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, rule, *lines])
     widths = [max(len(str(c)) for c in column) for column in zip(header, *lines)]
     render = lambda cells: "  ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([render(header), *map(render, lines)])
@@ -328,12 +332,12 @@ def plot(result: dict, path: str) -> None:
     entrants = [n for n in dict.fromkeys(n for row in rows for n in row["seconds"]) if n != "numpy"]
     labels = [f"{row['op']} {'x'.join(map(str, row['shape']))} {row['dtype']}" for row in rows]
     height = 0.8 / max(len(entrants), 1)
-    fig, ax = plt.subplots(figsize=(9, 0.28 * len(rows) * max(len(entrants), 1) / 2 + 1.5))
+    fig, ax = plt.subplots(figsize=(9, 0.25 * len(rows) + 1.5))
     for k, name in enumerate(entrants):
         speedups = [row["seconds"]["numpy"] / row["seconds"][name] if name in row["seconds"] else 0 for row in rows]
         ax.barh([i + k * height for i in range(len(rows))], speedups, height, label=name)
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], labels, fontsize=7)
-    ax.invert_yaxis()
+    ax.set_ylim(len(rows) - 0.1, -0.3)  # first row on top, no empty margins
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xlabel("speedup over the NumPy backend (log scale)")
