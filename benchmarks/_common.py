@@ -55,8 +55,7 @@ class _OpBenchmark:
                 raise NotImplementedError(gk.backends()[backend]["reason"])
             bound = gk.backend(backend)
             self.call = lambda: case.call(bound, *inputs)
-        self.bytes = None if case.bytes_per_element is None else (
-            case.bytes_per_element * inputs[0].size * inputs[0].itemsize)
+        self.bytes = case.bytes_moved(inputs[0])
         self.call()  # compiles a Numba kernel, if any, outside the timings
 
     def time_op(self, op, backend, dtype, size):

@@ -9,7 +9,6 @@ bandwidth, measured first, is that of copying 64 MiB into a fresh array with one
 
 import dataclasses
 import gc
-import json
 import sys
 import threading
 import time
@@ -30,16 +29,18 @@ COPY_BYTES = 64 << 20
 class Case:
     op: str
     shape: tuple[int, ...]
-    # (rng, dtype) -> the inputs; the call of a backend; the same through PyTorch (or None)
-    make: Callable
-    call: Callable
-    torch_call: Callable | None
-    # bytes a kernel must read and write at the least (None: not memory-bound, e.g. GEMMs)
-    bytes_per_element: int | None
+    make: Callable  # (rng, dtype, shape) -> the inputs
+    call: Callable  # (backend's ops, *inputs) -> the result
+    torch_call: Callable | None  # (*inputs) -> the same through PyTorch, if it has the op
+    # How many arrays of the first input's size the op must read or write at the least: its bytes
+    # over its time is its bandwidth (None: not memory-bound, e.g. the GEMMs).
+    arrays_moved: int | None
+
+    def bytes_moved(self, first: np.ndarray) -> int | None:
+        return None if self.arrays_moved is None else self.arrays_moved * first.nbytes
 
 
-def _elementwise_shapes():
-    return {"small": (256, 256), "medium": (1024, 1024), "large": (4096, 4096)}
+ELEMENTWISE_SHAPES = {"small": (256, 256), "medium": (1024, 1024), "large": (4096, 4096)}
 
 
 def _row_shapes(op):
@@ -48,9 +49,11 @@ def _row_shapes(op):
     return {"small": (256, 100), "medium": (4096, 1000), "large": (2048, 32000)}
 
 
-def _torch_cross_entropy(torch, z, labels):
+def _torch_loss(torch, name, z, target):
+    """(loss, gradient) of torch.nn.functional.<name>(z, target): the forward and backward a
+    fused loss of ours replaces."""
     logits = torch.from_numpy(z).requires_grad_()
-    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels))
+    loss = getattr(torch.nn.functional, name)(logits, torch.from_numpy(target))
     loss.backward()
     return loss, logits.grad
 
@@ -60,9 +63,9 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
     t = None if torch is None else torch.from_numpy
     aten = None if torch is None else torch.ops.aten
 
-    def elementwise(op, inputs, call, torch_call, bytes_per_element):
+    def elementwise(op, inputs, call, torch_call, arrays_moved):
         def case(size):
-            return Case(op, _elementwise_shapes()[size], inputs, call, torch_call, bytes_per_element)
+            return Case(op, ELEMENTWISE_SHAPES[size], inputs, call, torch_call, arrays_moved)
 
         return case
 
@@ -112,13 +115,14 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
                                      t and (lambda dy, y: aten.tanh_backward(t(dy), t(y))), 3),
         "sigmoid_binary_cross_entropy": elementwise(
             "sigmoid_binary_cross_entropy", bce_inputs, lambda b, z, y: b.sigmoid_binary_cross_entropy(z, y),
-            t and (lambda z, y: _torch_bce(torch, z, y)), 3),
-        "mse": elementwise("mse", x2, lambda b, p, y: b.mse(p, y), t and (lambda p, y: _torch_mse(torch, p, y)), 3),
+            t and (lambda z, y: _torch_loss(torch, "binary_cross_entropy_with_logits", z, y)), 3),
+        "mse": elementwise("mse", x2, lambda b, p, y: b.mse(p, y),
+                           t and (lambda p, y: _torch_loss(torch, "mse_loss", p, y)), 3),
     }
 
-    def rows(op, inputs, call, torch_call, bytes_per_element):
+    def rows(op, inputs, call, torch_call, arrays_moved):
         def case(size):
-            return Case(op, _row_shapes(op)[size], inputs, call, torch_call, bytes_per_element)
+            return Case(op, _row_shapes(op)[size], inputs, call, torch_call, arrays_moved)
 
         return case
 
@@ -146,7 +150,7 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
             t and (lambda dl, lp: aten._log_softmax_backward_data(t(dl), t(lp), -1, t(lp).dtype)), 3),
         "softmax_cross_entropy": rows(
             "softmax_cross_entropy", labelled, lambda b, z, y: b.softmax_cross_entropy(z, y),
-            t and (lambda z, y: _torch_cross_entropy(torch, z, y)), 2),
+            t and (lambda z, y: _torch_loss(torch, "cross_entropy", z, y)), 2),
     }
 
     linear_shapes = {"small": (64, 64, 64), "medium": (512, 512, 512), "large": (4096, 1024, 1024)}
@@ -171,20 +175,6 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
                     t and (lambda dy, x, w: (t(dy) @ t(w).T, t(x).T @ t(dy), t(dy).sum(0))), None)
 
     return {**ew, **row, "linear": linear, "linear_backward": linear_backward}
-
-
-def _torch_bce(torch, z, y):
-    logits = torch.from_numpy(z).requires_grad_()
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(y))
-    loss.backward()
-    return loss, logits.grad
-
-
-def _torch_mse(torch, p, y):
-    pred = torch.from_numpy(p).requires_grad_()
-    loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(y))
-    loss.backward()
-    return loss, pred.grad
 
 
 OPS = tuple(cases(None))
@@ -269,8 +259,7 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
             entrants["torch"] = lambda: case.torch_call(*inputs)
         with _backends.use_backend("auto"):  # what the module-level ops (the "auto" entrant) follow
             medians = _round_robin(entrants, repeat, warmup)
-        elements = int(np.prod(inputs[0].shape))
-        nbytes = None if case.bytes_per_element is None else case.bytes_per_element * elements * np.dtype(dtype).itemsize
+        nbytes = case.bytes_moved(inputs[0])
         rows.append({"op": op, "size": size, "shape": list(case.shape), "dtype": dtype, "seconds": medians,
                      "bytes": nbytes})
     _progress(len(plan), len(plan), "done")
