@@ -15,12 +15,6 @@
 #define GK_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define GK_DISPATCH
-/* Whether a row kernel (an exponential per element) should split its rows over `threads` threads. */
-static inline int gk_parallel_rows(int64_t rows, int64_t classes, int threads)
-{
-    return rows > 1 && gk_parallel(rows * classes, threads, GK_PARALLEL_MIN_TRANSCENDENTAL);
-}
-
 #endif
 
 /* The per-element and per-row helpers must be inlined into each dispatched variant: a call would

@@ -244,11 +244,16 @@ def _build_flags():
     return runpy.run_path(str(ROOT / "csrc" / "build_cffi.py"))["compile_args"]
 
 
+@pytest.mark.slow  # 7 sources compiled 3 times
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
-def test_the_sources_compile_without_a_warning(tmp_path):
+@pytest.mark.parametrize("variant", [[], ["-DGK_NATIVE"], ["-fno-openmp"]], ids=["dispatch", "no-dispatch", "no-openmp"])
+def test_the_sources_compile_without_a_warning(tmp_path, variant):
+    """As pip builds them; also without runtime dispatch (GRADKERNELS_NATIVE, or a compiler other
+    than GCC) and without OpenMP."""
     flags = [f for f in _build_flags() if not f.startswith("-fsanitize")] + ["-Werror", "-fPIC", "-I", str(ROOT / "csrc")]
     for source in sorted((ROOT / "csrc").glob("*.c")):
-        done = subprocess.run(["cc", *flags, "-c", str(source), "-o", str(tmp_path / "out.o")], capture_output=True, text=True)
+        command = ["cc", *flags, *variant, "-c", str(source), "-o", str(tmp_path / "out.o")]
+        done = subprocess.run(command, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
 
 

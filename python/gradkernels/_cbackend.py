@@ -36,7 +36,7 @@ def _variants(name: str) -> dict:
 
 
 def _select(variants: dict, arr):
-    """The variant for `arr`'s dtype, and the pointer type of its float arrays."""
+    """The variant for `arr`'s dtype, and that dtype."""
     dtype = getattr(arr, "dtype", None)
     if dtype not in variants:
         raise ValueError("C kernel arrays must be float32 or float64 NumPy arrays")
