@@ -25,6 +25,7 @@ class OptionalBuildExt(build_ext):
 setup(
     package_dir={"gradkernels": "python/gradkernels", "gradkernels.kernels": "kernels"},
     packages=["gradkernels", "gradkernels.reference", "gradkernels.kernels"],
+    package_data={"gradkernels": ["tuned.json"]},  # the table "auto" follows until `tune` writes one
     cffi_modules=["csrc/build_cffi.py:ffibuilder"],
     cmdclass={"build_ext": OptionalBuildExt},
 )

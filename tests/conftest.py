@@ -9,7 +9,7 @@ import gradkernels as gk
 from gradkernels import _tuning
 
 # The tests must not follow a table that `python -m gradkernels tune` left in the user's cache:
-# "auto" means the default order here (subprocesses inherit the variable).
+# "auto" follows the table shipped in the package here (subprocesses inherit the variable).
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="gradkernels-tests-cache-")
 _tuning.forget()
 

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -124,3 +125,22 @@ def test_bench_without_matplotlib_refuses_plot_before_measuring(monkeypatch, cap
     assert cli.main(["bench", "--op", "relu", "--size", "small", "--plot", "x.png"]) == 2
     captured = capsys.readouterr()
     assert "--plot needs matplotlib" in captured.err and captured.out == ""
+
+
+def test_bench_times_calls_shorter_than_a_sample_in_loops_and_reports_seconds_per_call():
+    from gradkernels import _bench
+
+    calls = {"fast": 0, "slow": 0}
+
+    def fast():
+        calls["fast"] += 1
+
+    def slow():
+        calls["slow"] += 1
+        time.sleep(_bench.MIN_SAMPLE_SECONDS * 1.5)
+
+    medians = _bench._round_robin({"fast": fast, "slow": slow}, repeat=3, warmup=1)
+    assert calls["slow"] == 1 + 1 + 3  # warm-up, the probe, one call per sample
+    assert calls["fast"] > 2 + 3 * 10
+    assert medians["slow"] >= _bench.MIN_SAMPLE_SECONDS * 1.5
+    assert medians["fast"] < _bench.MIN_SAMPLE_SECONDS / 10

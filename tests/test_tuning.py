@@ -1,5 +1,5 @@
 """What "auto" runs each op on: the table `python -m gradkernels tune` writes, per op, dtype and
-size class, or the default order without one."""
+size class, else the table shipped in the package, else the default order."""
 
 import json
 
@@ -15,8 +15,10 @@ DEFAULT = _backends.resolve("auto").name
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    """An empty cache directory for the table; the table is read afresh before and after."""
+    """An empty cache directory for the table and no shipped table; the table is read afresh
+    before and after."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(_tuning, "SHIPPED", tmp_path / "no-shipped-table.json")
     _tuning.forget()
     yield tmp_path
     _tuning.forget()
@@ -72,6 +74,29 @@ def test_without_a_table_auto_takes_the_default_order(cache):
     assert _tuning.choose("relu", np.ones(10, np.float32)) == "auto"
 
 
+def test_the_shipped_table_covers_every_case_the_bench_measures_with_backends_we_have():
+    stored = json.loads(_tuning.SHIPPED.read_text())["table"]
+    expected = {_tuning.key(op, dtype, size) for op in _bench.OPS for dtype in ("float32", "float64")
+                for size in _bench.SIZES}
+    assert set(stored) == expected
+    assert set(stored.values()) <= set(_backends.NAMES)
+
+
+def test_without_this_machines_table_auto_follows_the_shipped_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({"cpu": "test", "table": {"relu/float32/small": "numpy"}}))
+    monkeypatch.setattr(_tuning, "SHIPPED", shipped)
+    _tuning.forget()
+    try:
+        assert _tuning.choose("relu", np.ones(10, np.float32)) == "numpy"
+        _write({"sigmoid/float32/small": "numpy"})  # this machine's table replaces the shipped one whole
+        assert _tuning.choose("relu", np.ones(10, np.float32)) == "auto"
+        assert _tuning.choose("sigmoid", np.ones(10, np.float32)) == "numpy"
+    finally:
+        _tuning.forget()
+
+
 def test_auto_follows_the_table_per_op_dtype_and_size(cache, monkeypatch):
     _write({"relu/float32/small": "numpy", "relu/float64/medium": "numpy"})
     calls = _spy(monkeypatch, "numpy", "relu_forward")
@@ -103,6 +128,15 @@ def test_an_unreadable_table_is_ignored(cache, content):
     path.write_text(content)
     assert _tuning.table() == {}
     assert gk.relu(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+def test_tune_output_writes_the_table_elsewhere(cache, capsys):
+    target = cache / "elsewhere" / "tuned.json"
+    assert cli.main(["tune", "--op", "relu", "--size", "small", "--dtype", "float64", "--repeat", "2", "--warmup", "1",
+                     "--output", str(target)]) == 0
+    assert str(target) in capsys.readouterr().out
+    assert list(json.loads(target.read_text())["table"]) == ["relu/float64/small"]
+    assert not _tuning.table_path().exists()
 
 
 def test_tune_writes_the_fastest_backend_per_row_where_auto_finds_it(cache, capsys):

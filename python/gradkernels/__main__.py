@@ -5,6 +5,7 @@ import importlib
 import json
 import importlib.metadata
 import os
+import pathlib
 import platform
 import sys
 
@@ -162,11 +163,12 @@ def tune(args) -> int:
     names = [name for name, b in _backends.backends().items() if b["available"]]
     result = _bench.run(args.op or _bench.OPS, args.size or _bench.SIZES, args.dtype or ["float32", "float64"],
                         names, repeat=args.repeat, warmup=args.warmup, with_torch=False, with_auto=False)
-    found = _tuning.tune(result)
+    path = pathlib.Path(args.output) if args.output else _tuning.table_path()
+    found = _tuning.tune(result, path)
     print(_bench.table(result))
     print()
     counts = {name: list(found.values()).count(name) for name in names}
-    print(f"wrote {_tuning.table_path()}: " + ", ".join(f"{name} fastest in {n}" for name, n in counts.items()))
+    print(f"wrote {path}: " + ", ".join(f"{name} fastest in {n}" for name, n in counts.items()))
     return 0
 
 
@@ -198,6 +200,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", action="append", choices=("float32", "float64"), help="dtype (repeatable; both)")
     p.add_argument("--repeat", type=int, default=7, help="timed calls per backend (default 7)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per backend first (default 2)")
+    p.add_argument("--output", metavar="FILE", help="write the table to FILE instead of this machine's cache "
+                   "(the package's shipped table is python/gradkernels/tuned.json)")
     p.set_defaults(run=tune)
     args = parser.parse_args(argv)
     try:

@@ -2,13 +2,15 @@
 side on the same arrays, as a table of medians, speedups over NumPy and memory bandwidth.
 
 Method: the entrants of a case (the backends, PyTorch) are timed round-robin, the first one
-rotating each repetition, after warm-up calls (which also compile the Numba kernels); the garbage
-collector is off while timing. Results are fresh arrays, as in a user's default call. The copy
+rotating each repetition, after warm-up calls (which also compile the Numba kernels); a call
+shorter than MIN_SAMPLE_SECONDS is timed as a loop of that many calls; the garbage collector is off
+while timing. Results are fresh arrays, as in a user's default call. The copy
 bandwidth, measured first, is that of copying 64 MiB into a fresh array with one thread per core.
 """
 
 import dataclasses
 import gc
+import math
 import sys
 import threading
 import time
@@ -180,11 +182,20 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
 OPS = tuple(cases(None))
 
 
+# A timed sample is at least this long: calls faster than that are timed in loops of several, so
+# that a microsecond op's median is not one timer tick and one scheduler hiccup (timeit's autorange).
+MIN_SAMPLE_SECONDS = 2e-3
+
+
 def _round_robin(entrants: dict[str, Callable], repeat: int, warmup: int) -> dict[str, float]:
     """Median seconds per call of each entrant, timed in turns."""
-    for fn in entrants.values():
+    loops = {}
+    for name, fn in entrants.items():
         for _ in range(warmup):
             fn()
+        start = time.perf_counter()
+        fn()
+        loops[name] = max(1, math.ceil(MIN_SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-9)))
     names = list(entrants)
     times = {name: [] for name in names}
     gc.collect()
@@ -192,10 +203,11 @@ def _round_robin(entrants: dict[str, Callable], repeat: int, warmup: int) -> dic
     try:
         for rep in range(repeat):
             for name in names[rep % len(names):] + names[: rep % len(names)]:
+                fn, n = entrants[name], loops[name]
                 start = time.perf_counter()
-                result = entrants[name]()
-                times[name].append(time.perf_counter() - start)
-                del result
+                for _ in range(n):
+                    fn()
+                times[name].append((time.perf_counter() - start) / n)
     finally:
         gc.enable()
     return {name: float(np.median(t)) for name, t in times.items()}

@@ -1,7 +1,9 @@
 """What "auto" runs each op on: per op, dtype and size class, the backend that
 `python -m gradkernels tune` measured fastest on this machine, from a table kept in the user's
-cache directory under the package version and the CPU; without a table (or for a case it does not
-hold, or whose backend is not available) the first available of AUTO_PREFERENCE.
+cache directory under the package version and the CPU. Without one, the shipped table (SHIPPED,
+measured by `tune --output` on the machine the README's Performance section names) stands in;
+for a case neither holds, or whose backend is not available, the first available of
+AUTO_PREFERENCE.
 """
 
 import hashlib
@@ -18,6 +20,8 @@ from . import _backends
 # Size classes by the element count of an op's first array: small below MEDIUM, large from LARGE
 # on. The bench's shapes fall one in each (_bench.SIZES).
 MEDIUM, LARGE = 1 << 17, 1 << 22
+
+SHIPPED = pathlib.Path(__file__).with_name("tuned.json")
 
 
 def size_class(elements: int) -> str:
@@ -59,9 +63,9 @@ _table: dict[tuple[str, np.dtype, str], str] | None = None
 _table_lock = threading.Lock()
 
 
-def _load() -> dict[tuple[str, np.dtype, str], str]:
+def _read(path: pathlib.Path) -> dict[tuple[str, np.dtype, str], str]:
     try:
-        stored = json.loads(table_path().read_text())["table"]
+        stored = json.loads(path.read_text())["table"]
         entries = [(k.split("/"), name) for k, name in stored.items()]
         return {(op, np.dtype(dtype), size): name for (op, dtype, size), name in entries
                 if name in _backends.NAMES and _backends.info(name).available}
@@ -69,8 +73,13 @@ def _load() -> dict[tuple[str, np.dtype, str], str]:
         return {}
 
 
+def _load() -> dict[tuple[str, np.dtype, str], str]:
+    return _read(table_path()) or _read(SHIPPED)
+
+
 def table() -> dict[tuple[str, np.dtype, str], str]:
-    """The tuned table ({} when there is none, or it cannot be read), loaded once per process."""
+    """The table "auto" follows: this machine's, else the shipped one ({} when neither can be read),
+    loaded once per process."""
     global _table
     if _table is None:
         with _table_lock:
@@ -95,14 +104,14 @@ def choose(op: str, first) -> str:
     return "auto"
 
 
-def tune(result: dict) -> dict[str, str]:
-    """Writes the table of the fastest backend per row of a bench result (`_bench.run`) and
-    returns it."""
+def tune(result: dict, path: pathlib.Path | None = None) -> dict[str, str]:
+    """Writes the table of the fastest backend per row of a bench result (`_bench.run`) to `path`
+    (this machine's table by default) and returns it."""
     from ._bench import best_backend
 
     found = {key(row["op"], row["dtype"], row["size"]): best_backend(row) for row in result["rows"]}
-    path = table_path()
+    path = path or table_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cpu": _cpu_identity(), "table": found}, indent=1, sort_keys=True))
+    path.write_text(json.dumps({"cpu": _cpu_identity(), "table": found}, indent=1, sort_keys=True) + "\n")
     forget()
     return found
