@@ -106,12 +106,21 @@ int gk_mse_f32(float *dpred, float *losses, double *loss_sum, const float *pred,
 int gk_mse_f64(double *dpred, double *losses, double *loss_sum, const double *pred, const double *target,
                int64_t n, double grad_scale, int threads);
 
-/* The bias gradient of a linear layer (linear.c): db = the sums over the rows of a C-ordered
- * (rows, cols) dy, or of a Fortran-ordered one read as its C-ordered transpose. Serial. */
-int gk_column_sums_f32(float *db, const float *dy, int64_t rows, int64_t cols);
-int gk_column_sums_f64(double *db, const double *dy, int64_t rows, int64_t cols);
-int gk_row_sums_f32(float *db, const float *dy_t, int64_t rows, int64_t cols);
-int gk_row_sums_f64(double *db, const double *dy_t, int64_t rows, int64_t cols);
+/* The linear layers' passes around the GEMMs (linear.c), serial. gk_bias_gradient: db = the sums
+ * over the rows of a C-ordered (rows, cols) dy; with relu_output (linear_relu's output, same
+ * layout) of dz = dy where relu_output > 0, else +0, written to dz (relu_output and dz NULL for a
+ * plain linear layer). gk_bias_gradient_transposed: the same for Fortran-ordered arrays, read as
+ * their C-ordered transposes (rows = dy's columns). gk_bias_relu: y = relu(y + b) in place, b
+ * NULL for none. */
+int gk_bias_gradient_f32(float *db, float *dz, const float *dy, const float *relu_output, int64_t rows, int64_t cols);
+int gk_bias_gradient_f64(double *db, double *dz, const double *dy, const double *relu_output, int64_t rows,
+                         int64_t cols);
+int gk_bias_gradient_transposed_f32(float *db, float *dz_t, const float *dy_t, const float *relu_output_t,
+                                    int64_t rows, int64_t cols);
+int gk_bias_gradient_transposed_f64(double *db, double *dz_t, const double *dy_t, const double *relu_output_t,
+                                    int64_t rows, int64_t cols);
+int gk_bias_relu_f32(float *y, const float *b, int64_t rows, int64_t cols);
+int gk_bias_relu_f64(double *y, const double *b, int64_t rows, int64_t cols);
 
 /* An elementary function of vmath.h over n elements (vmath.c); log is for x >= 1, log1p_unit for
  * 0 <= x <= 1, exp_nonpositive for x <= 0 (results below the smallest normal number are 0). */

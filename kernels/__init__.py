@@ -16,7 +16,13 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
-from .linear import linear_backward, linear_forward
+from .linear import (
+    linear_backward,
+    linear_cross_entropy,
+    linear_forward,
+    linear_relu_backward,
+    linear_relu_forward,
+)
 from .losses import mse, sigmoid_binary_cross_entropy, softmax_cross_entropy, softmax_cross_entropy_soft
 from .softmax import log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward
 
@@ -24,7 +30,10 @@ __all__ = [
     "leaky_relu_backward",
     "leaky_relu_forward",
     "linear_backward",
+    "linear_cross_entropy",
     "linear_forward",
+    "linear_relu_backward",
+    "linear_relu_forward",
     "log_softmax_backward",
     "log_softmax_forward",
     "mse",

@@ -130,10 +130,12 @@ def test_results_are_bit_identical_across_calls(bk, rng):
 # The API layer keeps the kernel contract that every backend relies on.
 
 OUTPUTS = {"relu_forward_mask": 2, "softmax_cross_entropy": 2, "softmax_cross_entropy_soft": 2,
-           "sigmoid_binary_cross_entropy": 2, "mse": 2, "linear_backward": 3}
+           "sigmoid_binary_cross_entropy": 2, "mse": 2, "linear_backward": 3, "linear_relu_backward": 4,
+           "linear_cross_entropy": 5}
 ROW_KERNELS = {"softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
                "softmax_cross_entropy", "softmax_cross_entropy_soft"}
-LINEAR_KERNELS = {"linear_forward", "linear_backward"}
+LINEAR_KERNELS = {"linear_forward", "linear_backward", "linear_relu_forward", "linear_relu_backward",
+                  "linear_cross_entropy"}
 
 
 def _spy(calls):
@@ -146,9 +148,12 @@ def _spy(calls):
             inputs = [x for x in args[n_out:] if isinstance(x, np.ndarray)]
             assert all(x.size > 0 for x in outputs), f"{name} called with an empty output"
             if name in LINEAR_KERNELS:
-                assert all(x.flags.c_contiguous for x in outputs)
+                scratch = args[3] if name == "linear_relu_backward" else None  # dz, in da's layout
+                assert all(x.flags.c_contiguous for x in outputs if x is not scratch)
                 assert all(x.flags.c_contiguous or x.flags.f_contiguous for x in inputs)
                 assert not any(np.may_share_memory(o, i) for o in outputs for i in inputs), f"{name}: overlap"
+                if name == "linear_relu_backward":  # dz, da and a: one layout
+                    assert len({x.flags.c_contiguous for x in args[3:6]}) == 1
             else:
                 assert all(x.flags.c_contiguous for x in arrays), f"{name}: non-contiguous array"
                 if name in ROW_KERNELS:
@@ -201,6 +206,13 @@ def test_api_layer_honours_the_kernel_contract(rng, kind):
     ops["linear"](spy, np.empty((3, 0)), np.empty((0, 2)))
     ops["linear_backward"](spy, t, x, w)
     ops["linear_backward"](spy, np.empty((0, 6)), np.empty((0, 6)), w)
+    ops["linear_relu"](spy, x, w, np.ones(6))
+    a = ops["linear_relu"](spy, x, w)
+    for with_bias in (True, False):
+        ops["linear_relu_backward"](spy, t, a, x, w, with_bias=with_bias)
+        ops["linear_relu_backward"](spy, t, np.asfortranarray(a), x, w, with_bias=with_bias)
+    ops["linear_cross_entropy"](spy, x, w, np.ones(6), labels, chunk_size=3)
+    ops["linear_cross_entropy"](spy, np.empty((0, 6)), w, None, np.empty(0, int))
     assert set(calls) == set(_backends.KERNELS)
 
 

@@ -34,9 +34,12 @@ __all__ = [
     "softmax_cross_entropy",
     "sigmoid_binary_cross_entropy",
     "mse",
-    # linear layer
+    # linear layers
     "linear",
     "linear_backward",
+    "linear_relu",
+    "linear_relu_backward",
+    "linear_cross_entropy",
     # backends and tools
     "Backend",
     "backend",

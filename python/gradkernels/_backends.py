@@ -7,7 +7,9 @@ out as the kernel expects before calling it (see `gradkernels._ops`):
 - elementwise kernels get 1-D contiguous arrays of equal length,
 - row kernels (softmax family, cross-entropy) get 2-D C-contiguous (rows, classes) arrays,
 - linear kernels get C- or Fortran-contiguous 2-D arrays (BLAS reads either) and C-contiguous
-  outputs,
+  outputs, except linear_relu_backward's dz (a scratch output), da and a, which share one of the
+  two layouts, and linear_cross_entropy's logits, a C-contiguous scratch block of as many rows as
+  a chunk has,
 - no kernel is called with a zero-size array,
 - an elementwise or row kernel's output may be the very array of an input (in-place), never a
   partial overlap of one; a linear kernel's outputs never overlap its inputs.
@@ -49,6 +51,9 @@ KERNELS = (
     "mse",
     "linear_forward",
     "linear_backward",
+    "linear_relu_forward",
+    "linear_relu_backward",
+    "linear_cross_entropy",
 )
 
 # "auto" takes the first available backend in this order.

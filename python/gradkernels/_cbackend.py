@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _backends, reference
 from ._ckernels import ffi, lib
-from .reference.linear import input_and_weight_gradients, linear_forward  # noqa: F401 (the same BLAS calls)
+from .reference.linear import chunked_linear_cross_entropy, input_and_weight_gradients, linear_forward  # noqa: F401
 
 OPENMP = bool(lib.gk_openmp())
 
@@ -58,8 +58,8 @@ def _array(arr, dtype: np.dtype, size: int, *, output: bool = False, pointer=Non
     raise ValueError(f"C kernel argument must be {what} C-contiguous {dtype} array of {size} elements")
 
 
-def _optional(arr, dtype, size):
-    return ffi.NULL if arr is None else _array(arr, dtype, size, output=True)
+def _optional(arr, dtype, size, *, output=True):
+    return ffi.NULL if arr is None else _array(arr, dtype, size, output=output)
 
 
 def _threads() -> int:
@@ -189,19 +189,49 @@ mse = _elementwise_loss("mse")
 
 
 # ---------------------------------------------------------------------------------------------
-# Linear layer: the GEMMs are NumPy's BLAS, the bias gradient one serial C pass over dy
+# Linear layers: the GEMMs are NumPy's BLAS, the passes around them serial C
 
-_COLUMN_SUMS = _variants("column_sums")
-_ROW_SUMS = _variants("row_sums")
+_BIAS_GRADIENT = _variants("bias_gradient")
+_BIAS_GRADIENT_TRANSPOSED = _variants("bias_gradient_transposed")
+_BIAS_RELU = _variants("bias_relu")
+
+
+def _bias_gradient(db, dz, dy, relu_output):
+    """db = dy summed over its rows; with relu_output, of dz = dy masked by it (written to dz)."""
+    transposed = not dy.flags.c_contiguous
+    if transposed:  # Fortran-ordered: its transpose is C-ordered, one row per column of dy
+        dz, dy, relu_output = (None if a is None else a.T for a in (dz, dy, relu_output))
+    fn, dt, rows, cols = _rows(_BIAS_GRADIENT_TRANSPOSED if transposed else _BIAS_GRADIENT, dy)
+    n = dy.size
+    _check(fn(_array(db, dt, rows if transposed else cols, output=True), _optional(dz, dt, n), _array(dy, dt, n),
+              _optional(relu_output, dt, n, output=False), rows, cols))
+
+
+def bias_gradient(db, dy):
+    _bias_gradient(db, None, dy, None)
 
 
 def linear_backward(dx, dw, db, dy, x, w):
     input_and_weight_gradients(dx, dw, dy, x, w)
+    if db is not None:
+        bias_gradient(db, dy)
+
+
+def linear_relu_forward(y, x, w, b):
+    fn, dt, rows, cols = _rows(_BIAS_RELU, y)
+    linear_forward(y, x, w, None)
+    _check(fn(_array(y, dt, y.size, output=True), _optional(b, dt, cols, output=False), rows, cols))
+
+
+def linear_relu_backward(dx, dw, db, dz, da, a, x, w):
     if db is None:
-        return
-    if dy.flags.c_contiguous:
-        fn, dt, rows, cols = _rows(_COLUMN_SUMS, dy)
-        _check(fn(_array(db, dt, cols, output=True), _array(dy, dt, dy.size), rows, cols))
-    else:  # Fortran-ordered: its transpose is C-ordered, one row per column of dy
-        fn, dt, rows, cols = _rows(_ROW_SUMS, dy.T)
-        _check(fn(_array(db, dt, rows, output=True), _array(dy.T, dt, dy.size), rows, cols))
+        relu_backward(dz.ravel("K"), da.ravel("K"), a.ravel("K"))
+    else:
+        _bias_gradient(db, dz, da, a)
+    input_and_weight_gradients(dx, dw, dz, x, w)
+
+
+def linear_cross_entropy(dx, dw, db, losses, logits, x, w, b, labels, weight, ignore_index, label_smoothing,
+                         grad_scale):
+    chunked_linear_cross_entropy(softmax_cross_entropy, bias_gradient, dx, dw, db, losses, logits, x, w, b, labels,
+                                 weight, ignore_index, label_smoothing, grad_scale)

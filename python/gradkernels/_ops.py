@@ -231,6 +231,38 @@ def _reduced(losses, total: float, reduction: str, denominator: float, dtype: np
     return dtype.type(total / denominator if denominator else np.nan)
 
 
+def _class_weights(weight, like_name: str, like: np.ndarray) -> np.ndarray:
+    """The per-class weights (ones for None) of a cross-entropy over `like`'s last axis."""
+    classes = like.shape[-1]
+    if weight is None:
+        return np.ones(classes, like.dtype)
+    weight_vec = np.ascontiguousarray(v.float_array("weight", weight, like=(like_name, like)))
+    if weight_vec.shape != (classes,):
+        raise ValueError(
+            f"weight has shape {weight_vec.shape} but {like_name} has shape {like.shape}; "
+            f"weight must have shape ({classes},)"
+        )
+    return weight_vec
+
+
+def _class_labels(labels, like_name: str, shape: tuple, ignore: int, weight, weight_vec):
+    """(the integer labels of rows of `shape` as a flat int64 array, the denominator of their
+    mean): the number of counted rows, or their total weight."""
+    labels = v.integer_array("labels", labels)
+    row_shape, classes = shape[:-1], shape[-1]
+    if labels.shape != row_shape:
+        raise ValueError(
+            f"labels has shape {labels.shape} but {like_name} has shape {shape}; "
+            f"integer labels must have shape {row_shape}"
+        )
+    may_ignore = v.labels_in_range(labels, classes, ignore)
+    labels64 = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1)
+    counted = labels64[labels64 != ignore] if may_ignore else labels64
+    if weight is None:
+        return labels64, counted.size
+    return labels64, float(np.sum(weight_vec[counted], dtype=np.float64))
+
+
 @op
 def softmax_cross_entropy(
     kernels, logits, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0, out=None
@@ -246,15 +278,7 @@ def softmax_cross_entropy(
     reduction = v.reduction(reduction)
     smoothing = v.label_smoothing(label_smoothing)
     ignore = v.ignore_index(ignore_index)
-    if weight is None:
-        weight_vec = np.ones(classes, logits.dtype)
-    else:
-        weight_vec = np.ascontiguousarray(v.float_array("weight", weight, like=("logits", logits)))
-        if weight_vec.shape != (classes,):
-            raise ValueError(
-                f"weight has shape {weight_vec.shape} but logits has shape {logits.shape}; "
-                f"weight must have shape ({classes},)"
-            )
+    weight_vec = _class_weights(weight, "logits", logits)
     if out is not None:
         v.out_array(out, logits.shape, logits.dtype)
 
@@ -268,19 +292,7 @@ def softmax_cross_entropy(
         inputs, args = (logits, targets), (weight_vec, smoothing)
         kernel = kernels.softmax_cross_entropy_soft
     elif targets.dtype.kind in "iu":
-        targets = v.integer_array("labels", targets)
-        if targets.shape != row_shape:
-            raise ValueError(
-                f"labels has shape {targets.shape} but logits has shape {logits.shape}; "
-                f"integer labels must have shape {row_shape}"
-            )
-        may_ignore = v.labels_in_range(targets, classes, ignore)
-        labels64 = np.ascontiguousarray(targets, dtype=np.int64).reshape(rows)
-        counted = labels64[labels64 != ignore] if may_ignore else labels64
-        if weight is None:
-            denominator = counted.size
-        else:
-            denominator = float(np.sum(weight_vec[counted], dtype=np.float64))
+        labels64, denominator = _class_labels(targets, "logits", logits.shape, ignore, weight, weight_vec)
         inputs, args = (logits,), (labels64, weight_vec, ignore, smoothing)
         kernel = kernels.softmax_cross_entropy
     else:
@@ -335,56 +347,154 @@ def _matrix(name, value, like=None, what="") -> np.ndarray:
     return arr
 
 
-@op
-def linear(kernels, x, w, b=None, *, out=None):
-    """y = x @ w + b with x (N, D), w (D, H), b (H,) or None."""
+def _linear_operands(x, w, b):
+    """x (N, D), w (D, H) and b (H,) or None, checked against each other; b contiguous."""
     x = _matrix("x", x, what="(N, D)")
     w = _matrix("w", w, like=("x", x), what="(D, H)")
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x has shape {x.shape} and w has shape {w.shape}: x's columns must equal w's rows")
-    (n, d), h = x.shape, w.shape[1]
     if b is not None:
         b = np.ascontiguousarray(v.float_array("b", b, like=("x", x)))
-        if b.shape != (h,):
-            raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}; b must have shape ({h},)")
+        if b.shape != (w.shape[1],):
+            raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}; b must have shape ({w.shape[1]},)")
+    return x, w, b
+
+
+def _linear_layer(kernel, x, w, b, out, activation=lambda y: y):
+    x, w, b = _linear_operands(x, w, b)
+    (n, d), h = x.shape, w.shape[1]
     result = _new_or_out(out, (n, h), x.dtype)
     if result.size == 0:
         return result
     if d == 0:  # an empty sum: only the bias remains
-        result[...] = 0 if b is None else b
+        result[...] = 0 if b is None else activation(b)
         return result
     x, w = _blas_ready(x), _blas_ready(w)
     buf, direct = _output_buffer(result, "C", (x, w, b), in_place_ok=False)
-    kernels.linear_forward(buf, x, w, b)
+    kernel(buf, x, w, b)
     if not direct:
         np.copyto(result, buf)
     return result
 
 
 @op
-def linear_backward(kernels, dy, x, w, *, with_bias=True):
-    """(dx, dw, db) = (dy @ w.T, x.T @ dy, dy summed over rows); db is None when with_bias is False."""
-    dy = _matrix("dy", dy, what="(N, H)")
-    x = _matrix("x", x, like=("dy", dy), what="(N, D)")
-    w = _matrix("w", w, like=("dy", dy), what="(D, H)")
+def linear(kernels, x, w, b=None, *, out=None):
+    """y = x @ w + b with x (N, D), w (D, H), b (H,) or None."""
+    return _linear_layer(kernels.linear_forward, x, w, b, out)
+
+
+@op
+def linear_relu(kernels, x, w, b=None, *, out=None):
+    """a = relu(x @ w + b) with x (N, D), w (D, H), b (H,) or None: the bias add and the ReLU in one
+    pass over the GEMM's output. NaN stays NaN, as in relu."""
+    return _linear_layer(kernels.linear_relu_forward, x, w, b, out, activation=lambda b: np.maximum(b, 0))
+
+
+def _backward_operands(dy_name, dy, x, w, with_bias):
+    dy = _matrix(dy_name, dy, what="(N, H)")
+    x = _matrix("x", x, like=(dy_name, dy), what="(N, D)")
+    w = _matrix("w", w, like=(dy_name, dy), what="(D, H)")
     if not isinstance(with_bias, (bool, np.bool_)):
         raise TypeError(f"with_bias must be a bool, got {type(with_bias).__name__}")
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x has shape {x.shape} and w has shape {w.shape}: x's columns must equal w's rows")
     if dy.shape != (x.shape[0], w.shape[1]):
         raise ValueError(
-            f"dy has shape {dy.shape} but x has shape {x.shape} and w has shape {w.shape}; "
-            f"dy must have shape {(x.shape[0], w.shape[1])}"
+            f"{dy_name} has shape {dy.shape} but x has shape {x.shape} and w has shape {w.shape}; "
+            f"{dy_name} must have shape {(x.shape[0], w.shape[1])}"
         )
     (n, d), h = x.shape, w.shape[1]
-    dx = np.empty((n, d), dy.dtype)
-    dw = np.empty((d, h), dy.dtype)
-    db = np.empty(h, dy.dtype) if with_bias else None
-    if n == 0 or d == 0 or h == 0:  # degenerate shapes: empty sums are zero
-        dx[...] = 0
+    return dy, x, w, np.empty((n, d), dy.dtype), np.empty((d, h), dy.dtype), np.empty(h, dy.dtype) if with_bias else None
+
+
+def _empty_layer(dx, dw) -> bool:
+    """Whether a layer has no rows, inputs or outputs, so that no GEMM has work."""
+    return not (dx.size and dw.size)
+
+
+def _empty_layer_gradients(dx, dw, db, dy) -> None:
+    """The gradients of an empty layer: empty sums are zero."""
+    dx[...] = 0
+    dw[...] = 0
+    if db is not None:
+        np.copyto(db, np.sum(dy, axis=0, dtype=np.float64), casting="same_kind")
+
+
+@op
+def linear_backward(kernels, dy, x, w, *, with_bias=True):
+    """(dx, dw, db) = (dy @ w.T, x.T @ dy, dy summed over rows); db is None when with_bias is False."""
+    dy, x, w, dx, dw, db = _backward_operands("dy", dy, x, w, with_bias)
+    if _empty_layer(dx, dw):
+        _empty_layer_gradients(dx, dw, db, dy)
+    else:
+        kernels.linear_backward(dx, dw, db, _blas_ready(dy), _blas_ready(x), _blas_ready(w))
+    return dx, dw, db
+
+
+@op
+def linear_relu_backward(kernels, da, a, x, w, *, with_bias=True):
+    """(dx, dw, db) of a = linear_relu(x, w, b), from da = dL/da and the forward's output a: with
+    dz = da where a > 0, else 0, (dz @ w.T, x.T @ dz, dz summed over rows). The mask and the bias
+    sum are one pass over da; dz is the only temporary (the GEMMs read it). db is None when
+    with_bias is False. a is copied once if it is not laid out like da."""
+    da, x, w, dx, dw, db = _backward_operands("da", da, x, w, with_bias)
+    a = v.float_array("a", a, like=("da", da))
+    v.same_shape("a", a, "da", da)
+    if _empty_layer(dx, dw):
+        _empty_layer_gradients(dx, dw, db, np.where(a > 0, da, 0))
+        return dx, dw, db
+    da = _blas_ready(da)
+    order = _order_of(da)
+    a = a if a.flags[f"{order}_CONTIGUOUS"] else np.asarray(a, order=order)
+    dz = np.empty(da.shape, da.dtype, order=order)
+    kernels.linear_relu_backward(dx, dw, db, dz, da, a, _blas_ready(x), _blas_ready(w))
+    return dx, dw, db
+
+
+# Bytes of logits linear_cross_entropy holds at once when no chunk_size is given (a chunk of rows).
+LINEAR_CROSS_ENTROPY_CHUNK_BYTES = 64 << 20
+
+
+@op
+def linear_cross_entropy(kernels, x, w, b, labels, *, weight=None, reduction="mean", ignore_index=-100,
+                         label_smoothing=0.0, chunk_size=None):
+    """(loss, dx, dw, db) of softmax_cross_entropy(x @ w + b, labels, ...) without the (N, C) logits:
+    rows go through in chunks of `chunk_size` (default: as many as LINEAR_CROSS_ENTROPY_CHUNK_BYTES
+    of logits hold), each chunk's logits becoming its gradient in place before the GEMMs of the
+    backward use them. Integer class labels of shape (N,); b may be None (then db is None). The
+    result is that of the unfused ops up to float rounding, for any chunk size."""
+    x, w, b = _linear_operands(x, w, b)
+    (n, d), classes = x.shape, w.shape[1]
+    if classes == 0:
+        raise ValueError(f"w must have at least one column (class); its shape is {w.shape}")
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(
+            f"labels must be integer class indices, got {labels.dtype}; for class probabilities, "
+            f"call linear and then softmax_cross_entropy"
+        )
+    reduction = v.reduction(reduction)
+    smoothing = v.label_smoothing(label_smoothing)
+    ignore = v.ignore_index(ignore_index)
+    weight_vec = _class_weights(weight, "w", w)
+    labels64, denominator = _class_labels(labels, "x @ w", (n, classes), ignore, weight, weight_vec)
+    if chunk_size is None:
+        chunk = max(1, LINEAR_CROSS_ENTROPY_CHUNK_BYTES // (classes * x.dtype.itemsize))
+    else:
+        chunk = v.integer_scalar("chunk_size", chunk_size)
+        if chunk < 1:
+            raise ValueError(f"chunk_size must be a positive number of rows, got {chunk}")
+    losses = np.empty(n, x.dtype)
+    dx = np.empty((n, d), x.dtype)
+    dw = np.empty((d, classes), x.dtype)
+    db = None if b is None else np.empty(classes, x.dtype)
+    if n == 0:
         dw[...] = 0
         if db is not None:
-            np.copyto(db, np.sum(dy, axis=0, dtype=np.float64), casting="same_kind")
-        return dx, dw, db
-    kernels.linear_backward(dx, dw, db, _blas_ready(dy), _blas_ready(x), _blas_ready(w))
-    return dx, dw, db
+            db[...] = 0
+    else:
+        logits = np.empty((min(chunk, n), classes), x.dtype)
+        kernels.linear_cross_entropy(dx, dw, db, losses, logits, _blas_ready(x), _blas_ready(w), b, labels64,
+                                     weight_vec, ignore, smoothing, _grad_scale(reduction, denominator))
+    total = float(np.sum(losses, dtype=np.float64))
+    return _reduced(losses, total, reduction, denominator, x.dtype), dx, dw, db

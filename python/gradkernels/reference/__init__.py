@@ -17,7 +17,13 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
-from .linear import linear_backward, linear_forward
+from .linear import (
+    linear_backward,
+    linear_cross_entropy,
+    linear_forward,
+    linear_relu_backward,
+    linear_relu_forward,
+)
 from .losses import (
     mse,
     sigmoid_binary_cross_entropy,
@@ -30,7 +36,10 @@ __all__ = [
     "leaky_relu_backward",
     "leaky_relu_forward",
     "linear_backward",
+    "linear_cross_entropy",
     "linear_forward",
+    "linear_relu_backward",
+    "linear_relu_forward",
     "log_softmax_backward",
     "log_softmax_forward",
     "mse",
