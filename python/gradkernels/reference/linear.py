@@ -6,13 +6,20 @@ cross-entropy and bias-gradient kernels."""
 
 import numpy as np
 
+from .._blas import accumulate
+from .._blas import direct as direct_gemm
 from .losses import softmax_cross_entropy
 
 
 def linear_forward(y, x, w, b):
-    np.matmul(x, w, out=y)
-    if b is not None:
-        y += b
+    if b is not None and direct_gemm():
+        # y = b, then y += x w inside the GEMM (beta = 1): no separate pass over y for the bias.
+        np.copyto(y, b)
+        accumulate(y, x, w)
+    else:
+        np.matmul(x, w, out=y)
+        if b is not None:
+            y += b
 
 
 def input_and_weight_gradients(dx, dw, dy, x, w):
@@ -43,20 +50,6 @@ def linear_relu_backward(dx, dw, db, dz, da, a, x, w):
     linear_backward(dx, dw, db, dz, x, w)
 
 
-def _accumulate_product(c, a, b, scratch):
-    """c += a @ b. NumPy's matmul cannot add into its output, so the product goes through
-    `scratch`, an array of c's rows and a block of its columns, a block at a time."""
-    width = scratch.shape[1]
-    for first in range(0, c.shape[1], width):
-        block = scratch[:, : min(width, c.shape[1] - first)]
-        np.matmul(a, b[:, first : first + width], out=block)
-        c[:, first : first + width] += block
-
-
-# The largest scratch block of dw's columns chunked_linear_cross_entropy allocates.
-SCRATCH_BYTES = 64 << 20
-
-
 def chunked_linear_cross_entropy(cross_entropy, column_sums, dx, dw, db, losses, logits, x, w, b, labels, weight,
                                  ignore_index, label_smoothing, grad_scale):
     """MATH.md section 4 over chunks of as many rows as `logits` holds: the chunk's logits
@@ -66,7 +59,6 @@ def chunked_linear_cross_entropy(cross_entropy, column_sums, dx, dw, db, losses,
     rows, chunk = x.shape[0], logits.shape[0]
     db_total = None if db is None else np.zeros(db.shape)
     db_chunk = None if db is None else np.empty_like(db)
-    scratch = None
     for first in range(0, rows, chunk):
         last = min(rows, first + chunk)
         x_c, g = x[first:last], logits[: last - first]
@@ -75,10 +67,8 @@ def chunked_linear_cross_entropy(cross_entropy, column_sums, dx, dw, db, losses,
         np.matmul(g, w.T, out=dx[first:last])
         if first == 0:
             np.matmul(x_c.T, g, out=dw)
-        elif dw.size:
-            if scratch is None:
-                scratch = np.empty((dw.shape[0], max(1, min(dw.shape[1], SCRATCH_BYTES // dw[:, 0].nbytes))), dw.dtype)
-            _accumulate_product(dw, x_c.T, g, scratch)
+        else:
+            accumulate(dw, x_c.T, g)
         if db is not None:
             column_sums(db_chunk, g)
             db_total += db_chunk
