@@ -1,9 +1,10 @@
 /* The linear layers' own passes around the GEMMs: the bias gradient (the sums of dy over its rows,
  * for linear_relu with the ReLU's mask applied in the same pass) and linear_relu's bias add and
- * ReLU. The GEMMs are BLAS's (the Python layer calls NumPy's); these passes are deliberately serial: it runs right after
- * to a GEMM, while BLAS's threads still spin on every core, and a parallel region there
- * oversubscribes them (measured with the Numba backend: 7.8 ms in parallel against 0.8 ms serial
- * at (4096, 1024) float32), for a memory-bound pass that a second thread does not speed up. */
+ * ReLU. The GEMMs are BLAS's (the Python layer calls NumPy's). These passes are deliberately
+ * serial: they run right before or after a GEMM, while BLAS's threads still spin on every core,
+ * and a parallel region there oversubscribes them (measured with the Numba backend: 7.8 ms in
+ * parallel against 0.8 ms serial at (4096, 1024) float32), for a memory-bound pass that a second
+ * thread does not speed up. */
 #ifdef T
 
 /* Rows added in T before each partial goes into the double totals: at most 16 roundings per

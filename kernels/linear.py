@@ -1,17 +1,17 @@
 """Linear layers, Numba backend: the GEMMs go to NumPy's BLAS (never a hand-rolled matmul); the
 passes around them (the bias gradient, with linear_relu's mask; linear_relu's bias add and ReLU)
-are deliberately serial. Right after a GEMM, BLAS's worker threads are
-still spinning on every core, and a parallel Numba region there oversubscribes them: measured at
-(4096, 1024) float32, 7.8 ms in parallel against 0.8 ms serial, with the GEMMs taking ~100 ms.
-A memory-bound pass that small gains nothing from a second thread pool."""
+are deliberately serial. Right after a GEMM, BLAS's worker threads are still spinning on every
+core, and a parallel Numba region there oversubscribes them: measured at (4096, 1024) float32,
+7.8 ms in parallel against 0.8 ms serial, with the GEMMs taking ~100 ms. A memory-bound pass
+that small gains nothing from a second thread pool."""
 
 import numpy as np
 
-from ..reference.linear import chunked_linear_cross_entropy, input_and_weight_gradients, linear_forward  # noqa: F401
-from .losses import softmax_cross_entropy
+from ..reference.linear import backward_kernels, linear_forward
 from ._jit import kernel
 from ._reductions import total
 from .activations import relu_backward
+from .losses import softmax_cross_entropy
 
 # Rows added in the data's dtype before the partial goes into the float64 total: at most 16
 # roundings per partial keeps float32 column sums within 1e-6 relative, at full vector width.
@@ -82,26 +82,10 @@ def bias_gradient(db, dy):
     _bias_gradient(db, None, dy, None)
 
 
-def linear_backward(dx, dw, db, dy, x, w):
-    input_and_weight_gradients(dx, dw, dy, x, w)
-    if db is not None:
-        bias_gradient(db, dy)
-
-
 def linear_relu_forward(y, x, w, b):
     linear_forward(y, x, w, None)
     _bias_relu(y, b)
 
 
-def linear_relu_backward(dx, dw, db, dz, da, a, x, w):
-    if db is None:
-        relu_backward(dz.ravel("K"), da.ravel("K"), a.ravel("K"))
-    else:
-        _bias_gradient(db, dz, da, a)
-    input_and_weight_gradients(dx, dw, dz, x, w)
-
-
-def linear_cross_entropy(dx, dw, db, losses, logits, x, w, b, labels, weight, ignore_index, label_smoothing,
-                         grad_scale):
-    chunked_linear_cross_entropy(softmax_cross_entropy, bias_gradient, dx, dw, db, losses, logits, x, w, b, labels,
-                                 weight, ignore_index, label_smoothing, grad_scale)
+linear_backward, linear_relu_backward, linear_cross_entropy = backward_kernels(
+    bias_gradient, _bias_gradient, relu_backward, softmax_cross_entropy)

@@ -230,4 +230,17 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    return _num_threads
+    return 1 if _serial.get() else _num_threads
+
+
+_serial: contextvars.ContextVar[bool] = contextvars.ContextVar("gradkernels_serial", default=False)
+
+
+@contextlib.contextmanager
+def serial() -> Iterator[None]:
+    """Kernels called in the block, in this thread (and context) only, run on one thread."""
+    token = _serial.set(True)
+    try:
+        yield
+    finally:
+        _serial.reset(token)

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _backends, reference
 from ._ckernels import ffi, lib
-from .reference.linear import chunked_linear_cross_entropy, input_and_weight_gradients, linear_forward  # noqa: F401
+from .reference.linear import backward_kernels, linear_forward
 
 OPENMP = bool(lib.gk_openmp())
 
@@ -211,27 +211,11 @@ def bias_gradient(db, dy):
     _bias_gradient(db, None, dy, None)
 
 
-def linear_backward(dx, dw, db, dy, x, w):
-    input_and_weight_gradients(dx, dw, dy, x, w)
-    if db is not None:
-        bias_gradient(db, dy)
-
-
 def linear_relu_forward(y, x, w, b):
     fn, dt, rows, cols = _rows(_BIAS_RELU, y)
     linear_forward(y, x, w, None)
     _check(fn(_array(y, dt, y.size, output=True), _optional(b, dt, cols, output=False), rows, cols))
 
 
-def linear_relu_backward(dx, dw, db, dz, da, a, x, w):
-    if db is None:
-        relu_backward(dz.ravel("K"), da.ravel("K"), a.ravel("K"))
-    else:
-        _bias_gradient(db, dz, da, a)
-    input_and_weight_gradients(dx, dw, dz, x, w)
-
-
-def linear_cross_entropy(dx, dw, db, losses, logits, x, w, b, labels, weight, ignore_index, label_smoothing,
-                         grad_scale):
-    chunked_linear_cross_entropy(softmax_cross_entropy, bias_gradient, dx, dw, db, losses, logits, x, w, b, labels,
-                                 weight, ignore_index, label_smoothing, grad_scale)
+linear_backward, linear_relu_backward, linear_cross_entropy = backward_kernels(
+    bias_gradient, _bias_gradient, relu_backward, softmax_cross_entropy)
