@@ -153,3 +153,10 @@ def test_the_table_is_kept_per_version_and_cpu(cache):
     name = _tuning.table_path().name
     assert name.startswith(f"tune-{gk.__version__}-") and name.endswith(".json")
     assert _tuning.table_path().parent == cache / "gradkernels"
+
+
+def test_tune_keeps_the_preferred_backend_unless_another_is_clearly_faster():
+    preferred, other = _backends.AUTO_PREFERENCE[0], _backends.AUTO_PREFERENCE[1]
+    assert _tuning.choice({preferred: 1.04, other: 1.0}) == preferred
+    assert _tuning.choice({preferred: 1.06, other: 1.0}) == other
+    assert _tuning.choice({other: 1.0, "numpy": 0.5}) == "numpy"

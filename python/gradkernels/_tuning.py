@@ -104,12 +104,25 @@ def choose(op: str, first) -> str:
     return "auto"
 
 
-def tune(result: dict, path: pathlib.Path | None = None) -> dict[str, str]:
-    """Writes the table of the fastest backend per row of a bench result (`_bench.run`) to `path`
-    (this machine's table by default) and returns it."""
-    from ._bench import best_backend
+# A backend earlier in AUTO_PREFERENCE keeps a case unless another is faster by more than this
+# factor: closer than that, two runs on a shared machine disagree about which is faster.
+MARGIN = 1.05
 
-    found = {key(row["op"], row["dtype"], row["size"]): best_backend(row) for row in result["rows"]}
+
+def choice(seconds: dict[str, float]) -> str:
+    """The backend to run, given each available backend's median seconds for a case: the first of
+    AUTO_PREFERENCE within MARGIN of the fastest."""
+    fastest = min(seconds.values())
+    ranked = [name for name in _backends.AUTO_PREFERENCE if name in seconds]
+    return next(name for name in ranked if seconds[name] <= MARGIN * fastest)
+
+
+def tune(result: dict, path: pathlib.Path | None = None) -> dict[str, str]:
+    """Writes the table of the backend to run per row of a bench result (`_bench.run`; see
+    `choice`) to `path` (this machine's table by default) and returns it."""
+    found = {key(row["op"], row["dtype"], row["size"]): choice({name: s for name, s in row["seconds"].items()
+                                                                 if name in _backends.NAMES})
+             for row in result["rows"]}
     path = path or table_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"cpu": _cpu_identity(), "table": found}, indent=1, sort_keys=True) + "\n")
