@@ -1,8 +1,42 @@
-from ._common import _OpBenchmark, _PeakMemory
+import numpy as np
+
+import gradkernels as gk
+from gradkernels import _bench
+
+from ._common import DTYPES, SIZES, _OpBenchmark, _PeakMemory
 
 
 class Linear(_PeakMemory, _OpBenchmark):
     pass
 
 
-Linear.parametrize(["linear", "linear_backward"])
+Linear.parametrize(["linear", "linear_backward", "linear_relu", "linear_relu_backward", "linear_cross_entropy"])
+
+
+class LinearCrossEntropyPaths:
+    """linear_cross_entropy against the unfused path it replaces (linear, softmax_cross_entropy,
+    linear_backward, each on the same backend): time and peak memory of both."""
+
+    params = [["fused", "unfused"], ["numpy", "numba", "c"], DTYPES, SIZES]
+    param_names = ["path", "backend", "dtype", "size"]
+    timeout = 600
+
+    def setup(self, path, backend, dtype, size):
+        if not gk.backends()[backend]["available"]:
+            raise NotImplementedError(gk.backends()[backend]["reason"])
+        case = _bench.cases(None)["linear_cross_entropy"](size)
+        x, w, b, labels = case.make(np.random.default_rng(0), np.dtype(dtype), case.shape)
+        ops = gk.backend(backend)
+
+        def unfused():
+            loss, g = ops.softmax_cross_entropy(ops.linear(x, w, b), labels)
+            return (loss, *ops.linear_backward(g, x, w))
+
+        self.call = unfused if path == "unfused" else lambda: ops.linear_cross_entropy(x, w, b, labels)
+        self.call()  # compiles a Numba kernel, if any, outside the timings
+
+    def time_path(self, path, backend, dtype, size):
+        self.call()
+
+    def peakmem_path(self, path, backend, dtype, size):
+        self.call()

@@ -144,3 +144,31 @@ def test_bench_times_calls_shorter_than_a_sample_in_loops_and_reports_seconds_pe
     assert calls["fast"] > 2 + 3 * 10
     assert medians["slow"] >= _bench.MIN_SAMPLE_SECONDS * 1.5
     assert medians["fast"] < _bench.MIN_SAMPLE_SECONDS / 10
+
+
+def test_demo_trains_every_backend_to_the_same_loss(capsys, tmp_path):
+    plot = tmp_path / "demo.png"
+    assert cli.main(["demo", "--quick", "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert "spiral" in out and "circle" in out and "MATH.md section 6" in out
+    available = [n for n, b in gk.backends().items() if b["available"]]
+    assert out.count("relative difference from numpy") == 2 * (len(available) - 1)
+    assert "FAIL" not in out and out.rstrip().endswith("every backend reached the same losses")
+    assert plot.stat().st_size > 10_000
+
+
+def test_demo_fails_when_a_backend_learns_differently(monkeypatch, capsys):
+    others = [n for n, b in gk.backends().items() if b["available"] and n != "numpy"]
+    if not others:
+        pytest.skip("only the NumPy backend is available: nothing to compare")
+    kernels = _backends.info(others[0]).kernels
+    correct = kernels.sigmoid_backward
+
+    def off_by_a_little(dx, dy, y):
+        correct(dx, dy, y)
+        dx *= 1.0001
+
+    monkeypatch.setattr(kernels, "sigmoid_backward", off_by_a_little)
+    assert cli.main(["demo", "--quick", "--backend", others[0]]) == 1
+    out = capsys.readouterr().out
+    assert f"final loss on {others[0]}" in out and "FAIL" in out

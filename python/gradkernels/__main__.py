@@ -1,4 +1,4 @@
-"""Command line: `python -m gradkernels info`, `check`, `bench` and `tune`."""
+"""Command line: `python -m gradkernels demo`, `info`, `check`, `bench` and `tune`."""
 
 import argparse
 import importlib
@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from . import __version__, _backends, _bench, _selftest, _tuning
+from . import __version__, _backends, _bench, _demo, _selftest, _tuning
 
 
 def _version(dist: str) -> str:
@@ -172,9 +172,28 @@ def tune(args) -> int:
     return 0
 
 
+def demo(args) -> int:
+    names = args.backend or [name for name, b in _backends.backends().items() if b["available"]]
+    for name in names:
+        _backends.resolve(name)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401 (checked before the long run, not after)
+        except ImportError:
+            raise RuntimeError('--plot needs matplotlib: pip install "gradkernels[bench]"') from None
+    return _demo.run(names, quick=args.quick, seed=args.seed, plot_path=args.plot)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradkernels", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="train small networks on every backend; non-zero exit if they disagree")
+    p.add_argument("--quick", action="store_true", help="fewer points and epochs (well under 30 s)")
+    p.add_argument("--backend", action="append", choices=_backends.NAMES, help="only this backend (repeatable; "
+                   "numpy, the reference, always runs)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the data, the weights and the shuffles (default 0)")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw the loss curves and the time per epoch (needs matplotlib)")
+    p.set_defaults(run=demo)
     sub.add_parser("info", help="versions, backends, threads and CPU features").set_defaults(run=info)
     p = sub.add_parser("check", help="self-test every op x backend x dtype; non-zero exit on any failure")
     p.add_argument("--backend", action="append", choices=_backends.NAMES, help="only this backend (repeatable)")

@@ -176,7 +176,46 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
                     lambda b, dy, x, w: b.linear_backward(dy, x, w),
                     t and (lambda dy, x, w: (t(dy) @ t(w).T, t(x).T @ t(dy), t(dy).sum(0))), None)
 
-    return {**ew, **row, "linear": linear, "linear_backward": linear_backward}
+    def linear_relu(size):
+        return Case("linear_relu", linear_shapes[size], layer_forward,
+                    lambda b, x, w, bias: b.linear_relu(x, w, bias),
+                    t and (lambda x, w, bias: torch.relu(torch.addmm(t(bias), t(x), t(w)))), None)
+
+    def relu_layer(rng, dt, s):
+        """(da, a, x, w) of a = relu(x w + b)."""
+        da, x, w = layer(rng, dt, s)
+        return da, np.maximum(x @ w + da[0], 0), x, w
+
+    def torch_relu_layer_backward(da, a, x, w):
+        dz = aten.threshold_backward(t(da), t(a), 0)
+        return dz @ t(w).T, t(x).T @ dz, dz.sum(0)
+
+    def linear_relu_backward(size):
+        return Case("linear_relu_backward", linear_shapes[size], relu_layer,
+                    lambda b, da, a, x, w: b.linear_relu_backward(da, a, x, w), t and torch_relu_layer_backward, None)
+
+    # (N, D, classes): the inputs, the classes and the rows of the logits a chunk holds
+    classifier_shapes = {"small": (512, 64, 10), "medium": (2048, 256, 1000), "large": (4096, 1024, 8000)}
+
+    def classifier(rng, dt, s):
+        """(x, w, b, labels) of a linear layer into softmax-CE."""
+        n, d, c = s
+        return (normal(rng, dt, (n, d), 1.0), normal(rng, dt, (d, c), d ** -0.5), normal(rng, dt, c, 1.0),
+                rng.integers(0, c, n))
+
+    def torch_classifier(x, w, bias, labels):
+        params = [t(a).requires_grad_() for a in (x, w, bias)]
+        loss = torch.nn.functional.cross_entropy(torch.addmm(params[2], params[0], params[1]), t(labels))
+        loss.backward()
+        return (loss, *(p.grad for p in params))
+
+    def linear_cross_entropy(size):
+        return Case("linear_cross_entropy", classifier_shapes[size], classifier,
+                    lambda b, x, w, bias, labels: b.linear_cross_entropy(x, w, bias, labels),
+                    t and torch_classifier, None)
+
+    return {**ew, **row, "linear": linear, "linear_backward": linear_backward, "linear_relu": linear_relu,
+            "linear_relu_backward": linear_relu_backward, "linear_cross_entropy": linear_cross_entropy}
 
 
 OPS = tuple(cases(None))
@@ -232,7 +271,7 @@ def copy_bandwidth(threads: int, repeat: int = 15) -> float:
     return 2 * src.nbytes / seconds
 
 
-def _progress(done: int, total: int, label: str) -> None:
+def progress(done: int, total: int, label: str) -> None:
     if not sys.stderr.isatty():
         return
     width = 30
@@ -263,7 +302,7 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
     plan = [(op, size, dtype) for op in ops for size in sizes for dtype in dtypes]
     rows = []
     for k, (op, size, dtype) in enumerate(plan):
-        _progress(k, len(plan), f"{op} {size} {dtype}")
+        progress(k, len(plan), f"{op} {size} {dtype}")
         case = all_cases[op](size)
         inputs = case.make(np.random.default_rng(seed), np.dtype(dtype), case.shape)
         entrants = {name: (lambda b=b: case.call(b, *inputs)) for name, b in bound.items()}
@@ -274,7 +313,7 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
         nbytes = case.bytes_moved(inputs[0])
         rows.append({"op": op, "size": size, "shape": list(case.shape), "dtype": dtype, "seconds": medians,
                      "bytes": nbytes})
-    _progress(len(plan), len(plan), "done")
+    progress(len(plan), len(plan), "done")
     return {
         "copy_bandwidth_bytes_per_second": bandwidth,
         "threads": _backends.get_num_threads(),

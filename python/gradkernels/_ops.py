@@ -452,7 +452,7 @@ def linear_relu_backward(kernels, da, a, x, w, *, with_bias=True):
 
 
 # Bytes of logits linear_cross_entropy holds at once when no chunk_size is given (a chunk of rows).
-LINEAR_CROSS_ENTROPY_CHUNK_BYTES = 64 << 20
+LINEAR_CROSS_ENTROPY_CHUNK_BYTES = 128 << 20
 
 
 @op
