@@ -194,8 +194,11 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
         return Case("linear_relu_backward", linear_shapes[size], relu_layer,
                     lambda b, da, a, x, w: b.linear_relu_backward(da, a, x, w), t and torch_relu_layer_backward, None)
 
-    # (N, D, classes): the inputs, the classes and the rows of the logits a chunk holds
-    classifier_shapes = {"small": (512, 64, 10), "medium": (2048, 256, 1000), "large": (4096, 1024, 8000)}
+    # (N, D, classes). "target" is not a bench size (a call takes ~10 s): it is the shape of the
+    # README's fused-against-unfused table, which asv's LinearCrossEntropyPaths measures with
+    # GRADKERNELS_BENCH_SIZES=target.
+    classifier_shapes = {"small": (512, 64, 10), "medium": (2048, 256, 1000), "large": (4096, 1024, 8000),
+                         "target": (8192, 1024, 32000)}
 
     def classifier(rng, dt, s):
         """(x, w, b, labels) of a linear layer into softmax-CE."""

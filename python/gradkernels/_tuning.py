@@ -58,26 +58,27 @@ def key(op: str, dtype: str, size: str) -> str:
     return f"{op}/{dtype}/{size}"
 
 
-# (op, dtype, size class) -> backend name: the tuned table, less the backends not available here
-_table: dict[tuple[str, np.dtype, str], str] | None = None
+# (op, dtype character, size class) -> backend name: the tuned table, less the backends not
+# available here. Keyed by dtype.char, which hashes several times faster than the dtype.
+_table: dict[tuple[str, str, str], str] | None = None
 _table_lock = threading.Lock()
 
 
-def _read(path: pathlib.Path) -> dict[tuple[str, np.dtype, str], str]:
+def _read(path: pathlib.Path) -> dict[tuple[str, str, str], str]:
     try:
         stored = json.loads(path.read_text())["table"]
         entries = [(k.split("/"), name) for k, name in stored.items()]
-        return {(op, np.dtype(dtype), size): name for (op, dtype, size), name in entries
+        return {(op, np.dtype(dtype).char, size): name for (op, dtype, size), name in entries
                 if name in _backends.NAMES and _backends.info(name).available}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none, or not one we wrote
         return {}
 
 
-def _load() -> dict[tuple[str, np.dtype, str], str]:
+def _load() -> dict[tuple[str, str, str], str]:
     return _read(table_path()) or _read(SHIPPED)
 
 
-def table() -> dict[tuple[str, np.dtype, str], str]:
+def table() -> dict[tuple[str, str, str], str]:
     """The table "auto" follows: this machine's, else the shipped one ({} when neither can be read),
     loaded once per process."""
     global _table
@@ -98,9 +99,10 @@ def forget() -> None:
 def choose(op: str, first) -> str:
     """The backend name "auto" stands for in a call of `op` whose first argument is `first`: a
     dictionary look-up, since it runs on every call."""
-    tuned = table()
+    tuned = _table if _table is not None else table()
     if tuned and isinstance(first, np.ndarray):
-        return tuned.get((op, first.dtype, size_class(first.size)), "auto")
+        n = first.size
+        return tuned.get((op, first.dtype.char, "small" if n < MEDIUM else "medium" if n < LARGE else "large"), "auto")
     return "auto"
 
 
