@@ -101,8 +101,7 @@ def choose(op: str, first) -> str:
     dictionary look-up, since it runs on every call."""
     tuned = _table if _table is not None else table()
     if tuned and isinstance(first, np.ndarray):
-        n = first.size
-        return tuned.get((op, first.dtype.char, "small" if n < MEDIUM else "medium" if n < LARGE else "large"), "auto")
+        return tuned.get((op, first.dtype.char, size_class(first.size)), "auto")
     return "auto"
 
 
