@@ -1,0 +1,81 @@
+"""100,000 calls of each op, on every backend, leave the process's resident memory where it was:
+results, scratch buffers, cffi pointers and exceptions are all released. Run in a subprocess, so
+that nothing the test runner holds counts."""
+
+import subprocess
+import sys
+
+import pytest
+
+import gradkernels as gk
+
+_CALLS = r"""
+import sys
+import numpy as np
+import gradkernels as gk
+
+CALLS = int(sys.argv[1])
+backend = sys.argv[2]
+bk = gk.backend(backend)
+rng = np.random.default_rng(0)
+v = rng.standard_normal(16)
+m = rng.standard_normal((4, 5))
+labels = np.array([0, 4, -100, 2])
+x, w, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5)), rng.standard_normal(5)
+a = bk.linear_relu(x, w, b)
+mask = bk.relu_with_mask(v)[1]
+ops = {
+    "relu": lambda: bk.relu(v), "relu_backward": lambda: bk.relu_backward(v, v),
+    "relu_with_mask": lambda: bk.relu_with_mask(v), "relu_backward_from_mask": lambda: bk.relu_backward_from_mask(v, mask),
+    "leaky_relu": lambda: bk.leaky_relu(v), "leaky_relu_backward": lambda: bk.leaky_relu_backward(v, v),
+    "sigmoid": lambda: bk.sigmoid(v), "sigmoid_backward": lambda: bk.sigmoid_backward(v, v),
+    "tanh": lambda: bk.tanh(v), "tanh_backward": lambda: bk.tanh_backward(v, v),
+    "softmax": lambda: bk.softmax(m), "softmax_backward": lambda: bk.softmax_backward(m, m),
+    "log_softmax": lambda: bk.log_softmax(m), "log_softmax_backward": lambda: bk.log_softmax_backward(m, m),
+    "softmax_cross_entropy": lambda: bk.softmax_cross_entropy(m, labels, label_smoothing=0.1),
+    "softmax_cross_entropy soft": lambda: bk.softmax_cross_entropy(m, np.abs(m)),
+    "sigmoid_binary_cross_entropy": lambda: bk.sigmoid_binary_cross_entropy(v, np.abs(v) / 4),
+    "mse": lambda: bk.mse(v, v / 2, reduction="none"),
+    "linear": lambda: bk.linear(x, w, b), "linear_backward": lambda: bk.linear_backward(m, x, w),
+    "linear_relu": lambda: bk.linear_relu(x, w, b), "linear_relu_backward": lambda: bk.linear_relu_backward(m, a, x, w),
+    "linear_cross_entropy": lambda: bk.linear_cross_entropy(x, w, b, labels, chunk_size=3),
+}
+
+def raises(call, error):
+    def run():
+        try:
+            call()
+        except error:
+            return
+        raise AssertionError("no error")
+    return run
+
+ops["raising: bad dtype"] = raises(lambda: bk.relu(np.arange(4)), TypeError)
+ops["raising: bad label"] = raises(lambda: bk.softmax_cross_entropy(m, np.array([0, 9, 1, 2])), ValueError)
+ops["raising: bad shape"] = raises(lambda: bk.linear(x, m), ValueError)
+
+def resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+for name, call in ops.items():
+    for _ in range(2000):  # compiles, fills the allocator's pools and NumPy's caches
+        call()
+    before = resident_bytes()
+    for _ in range(CALLS):
+        call()
+    print(name, resident_bytes() - before)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+@pytest.mark.parametrize("backend", [n for n, info in gk.backends().items() if info["available"]])
+def test_a_hundred_thousand_calls_of_each_op_leave_resident_memory_flat(backend):
+    done = subprocess.run([sys.executable, "-c", _CALLS, "100000", backend], capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    growth = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in done.stdout.splitlines()}
+    assert len(growth) == 26
+    grew = {name: bytes_ for name, bytes_ in growth.items() if bytes_ >= 1 << 20}
+    assert not grew, f"resident memory grew by 1 MiB or more over 100,000 calls: {grew}"
