@@ -233,3 +233,35 @@ def test_disabled_jit_leaves_a_working_package_and_says_why():
         "False NUMBA_DISABLE_JIT is set: the kernels would run as plain Python",
         f"{'c' if gk.backends()['c']['available'] else 'numpy'} 0.3333333333333333",
     ]
+
+
+def test_a_broken_c_build_leaves_a_working_package_and_says_why(tmp_path):
+    """A C extension that is there but cannot load (here: its bytes overwritten) is reported with
+    the loader's reason; "auto" and every op go on without it."""
+    import os
+    import pathlib
+    import shutil
+    import subprocess
+    import sys
+
+    installed = pathlib.Path(gk.__file__).parent
+    extensions = list(installed.glob("_ckernels*"))
+    if not extensions:
+        pytest.skip("the C extension is not built here")
+    copy = tmp_path / "gradkernels"
+    shutil.copytree(installed, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for extension in copy.glob("_ckernels*"):
+        extension.write_bytes(b"not a shared library")
+    code = (
+        "import numpy as np, gradkernels as gk\n"
+        "assert gk.__file__.startswith(%r)\n"
+        "b = gk.backends()['c']\n"
+        "print(b['available'], b['reason'])\n"
+        "print(gk.backend('auto').name, gk.softmax(np.zeros((2, 3)))[0, 0])\n" % str(copy)
+    )
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    available, reason = out.stdout.splitlines()[0].split(" ", 1)
+    assert available == "False" and reason.startswith("the C extension failed to import:")
+    assert out.stdout.splitlines()[1] == f"{'numba' if gk.backends()['numba']['available'] else 'numpy'} 0.3333333333333333"
