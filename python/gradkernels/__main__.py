@@ -107,11 +107,26 @@ def _fmt(ratio, is_reference=False) -> str:
     return f"{ratio:.3g}"
 
 
-def check(args) -> int:
-    available = [name for name, b in _backends.backends().items() if b["available"]]
-    names = args.backend or available
+def _backend_names(args) -> list[str]:
+    """The backends named with --backend, else every available one; a backend asked for by name
+    that is not available is an error, not a skip."""
+    names = args.backend or [name for name, b in _backends.backends().items() if b["available"]]
     for name in names:
-        _backends.resolve(name)  # an unavailable backend asked for by name is an error, not a skip
+        _backends.resolve(name)
+    return names
+
+
+def _check_plotting(args) -> None:
+    """Fails before a long run, not after it, when --plot cannot be drawn."""
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise RuntimeError('--plot needs matplotlib: pip install "gradkernels[bench]"') from None
+
+
+def check(args) -> int:
+    names = _backend_names(args)
     rows = _selftest.run(names, tuple(args.dtype or ("float32", "float64")), seed=args.seed)
     print("error / tolerance per op, backend and dtype (<= 1 passes); forward and backward against the")
     print("float64 NumPy reference, fd = backward against central finite differences (float64 only)")
@@ -129,18 +144,12 @@ def check(args) -> int:
 
 
 def bench(args) -> int:
-    names = args.backend or [name for name, b in _backends.backends().items() if b["available"]]
-    for name in names:
-        _backends.resolve(name)
+    names = _backend_names(args)
     if "numpy" not in names:
         names = ["numpy", *names]  # the baseline of every speedup
     if args.threads is not None:
         _backends.set_num_threads(args.threads)
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401 (checked before the long run, not after)
-        except ImportError:
-            raise RuntimeError('--plot needs matplotlib: pip install "gradkernels[bench]"') from None
+    _check_plotting(args)
     result = _bench.run(args.op or _bench.OPS, args.size or _bench.SIZES, args.dtype or ["float32"], names,
                         repeat=args.repeat, warmup=args.warmup, with_torch=not args.no_torch,
                         with_auto=len(names) > 1)
@@ -173,14 +182,8 @@ def tune(args) -> int:
 
 
 def demo(args) -> int:
-    names = args.backend or [name for name, b in _backends.backends().items() if b["available"]]
-    for name in names:
-        _backends.resolve(name)
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401 (checked before the long run, not after)
-        except ImportError:
-            raise RuntimeError('--plot needs matplotlib: pip install "gradkernels[bench]"') from None
+    names = _backend_names(args)
+    _check_plotting(args)
     return _demo.run(names, quick=args.quick, seed=args.seed, plot_path=args.plot)
 
 
