@@ -200,13 +200,23 @@ GK_INLINE T S(bce_loss)(T z, T t, T e)
     return ((z > 0 ? z : (T)0) - z * t) + S(gk_log1p_unit)(e);
 }
 
+/* The sum of n loss terms. Each may be as large as T's largest value, so the 4 terms of a block, or
+ * the tail, can overflow T where their sum in double would not: then the chunk is summed again in
+ * double, which costs 10-40% on every chunk if done always (measured for float MSE and BCE). */
+#define GK_LOSS_SUM(n, TERM, result)                                                                                   \
+    do {                                                                                                               \
+        GK_LANE_SUM(n, TERM, T, result);                                                                               \
+        if (!isfinite(result))                                                                                         \
+            GK_LANE_SUM(n, TERM, double, result);                                                                      \
+    } while (0)
+
 /* One chunk of sigmoid + binary cross-entropy: the losses' sum, read-only first (dz may be z),
  * then dz = (sigmoid(z) - t) grad_scale and the losses unless NULL. */
 GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t n, T grad_scale)
 {
     double s;
 #define TERM(i) S(bce_loss)(z[i], t[i], S(gk_exp)(-S(gk_abs)(z[i])))
-    GK_LANE_SUM(n, TERM, s);
+    GK_LOSS_SUM(n, TERM, s);
 #undef TERM
     GK_OMP(simd)
     for (int64_t i = 0; i < n; i++) {
@@ -223,7 +233,7 @@ GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *targe
 {
     double s;
 #define TERM(i) ((pred[i] - target[i]) * (pred[i] - target[i]))
-    GK_LANE_SUM(n, TERM, s);
+    GK_LOSS_SUM(n, TERM, s);
 #undef TERM
     T g = (T)2 * grad_scale;
     GK_OMP(simd)

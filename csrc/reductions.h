@@ -4,10 +4,11 @@
  * block of GK_BLOCK = 4 GK_LANES elements, the combination of 4 elements. The compiler vectorizes
  * across the lanes; the order of operations is the code's, so a sum comes out the same on every
  * ISA, and several independent vectors per block keep the loop off the latency of one chain (2.5x
- * faster than a single `omp simd` reduction here). Sum partials are doubles fed sums of 4 terms in
- * T, so float rows lose nothing to rounding in their length. The last n % GK_BLOCK elements go
- * through an `omp simd` reduction in T (at T's full vector width: in double, the 36-element tail
- * of a 100-class row made log_softmax 20% slower). */
+ * faster than a single `omp simd` reduction here). Sum partials are doubles fed sums of 4 terms,
+ * so float rows lose nothing to rounding in their length. The last n % GK_BLOCK elements go
+ * through an `omp simd` reduction. The 4 terms and the tail are added in T (at T's full vector
+ * width: in double, the 36-element tail of a 100-class row made log_softmax 20% slower), or in
+ * double where the caller asks (a loss sum that overflowed in T). */
 #ifdef T
 
 GK_INLINE T S(gk_larger)(T a, T b)
@@ -45,7 +46,7 @@ GK_INLINE double S(gk_total)(const T *a, int64_t n)
 {
     double s;
 #define TERM(i) a[i]
-    GK_LANE_SUM(n, TERM, s);
+    GK_LANE_SUM(n, TERM, T, s);
 #undef TERM
     return s;
 }
@@ -54,7 +55,7 @@ GK_INLINE double S(gk_dot)(const T *a, const T *b, int64_t n)
 {
     double s;
 #define TERM(i) (a[i] * b[i])
-    GK_LANE_SUM(n, TERM, s);
+    GK_LANE_SUM(n, TERM, T, s);
 #undef TERM
     return s;
 }
@@ -64,7 +65,7 @@ GK_INLINE double S(gk_sum_exp_shifted)(const T *z, T m, int64_t n)
 {
     double s;
 #define TERM(i) S(gk_exp_nonpositive)(z[i] - m)
-    GK_LANE_SUM(n, TERM, s);
+    GK_LANE_SUM(n, TERM, T, s);
 #undef TERM
     return s;
 }
@@ -74,7 +75,7 @@ GK_INLINE double S(gk_weighted_shift)(const T *z, T m, const T *weight, int64_t 
 {
     double s;
 #define TERM(i) (weight[i] * (z[i] - m))
-    GK_LANE_SUM(n, TERM, s);
+    GK_LANE_SUM(n, TERM, T, s);
 #undef TERM
     return s;
 }
@@ -95,21 +96,22 @@ static inline double gk_lanes_total(const double *lanes)
     return s;
 }
 
-/* sum over i in [0, n) of TERM(i), a T expression, into `result` (double). */
-#define GK_LANE_SUM(n, TERM, result)                                                                                   \
+/* sum over i in [0, n) of TERM(i), a T expression, into `result` (double); the 4 terms of a block,
+ * and the tail, are added in W (T or double). */
+#define GK_LANE_SUM(n, TERM, W, result)                                                                                \
     do {                                                                                                               \
         double gk_lanes_[GK_LANES] = {0};                                                                              \
         int64_t gk_full_ = (n) - (n) % GK_BLOCK;                                                                       \
         for (int64_t gk_b_ = 0; gk_b_ < gk_full_; gk_b_ += GK_BLOCK) {                                                 \
             GK_OMP(simd)                                                                                               \
             for (int64_t gk_i_ = gk_b_; gk_i_ < gk_b_ + GK_LANES; gk_i_++)                                             \
-                gk_lanes_[gk_i_ - gk_b_] += (double)((TERM(gk_i_) + TERM(gk_i_ + GK_LANES)) +                           \
-                                                     (TERM(gk_i_ + 2 * GK_LANES) + TERM(gk_i_ + 3 * GK_LANES)));        \
+                gk_lanes_[gk_i_ - gk_b_] += (double)(((W)TERM(gk_i_) + (W)TERM(gk_i_ + GK_LANES)) +                    \
+                                                     ((W)TERM(gk_i_ + 2 * GK_LANES) + (W)TERM(gk_i_ + 3 * GK_LANES))); \
         }                                                                                                              \
-        T gk_tail_ = 0;                                                                                                \
+        W gk_tail_ = 0;                                                                                                \
         GK_OMP(simd reduction(+ : gk_tail_))                                                                           \
         for (int64_t gk_i_ = gk_full_; gk_i_ < (n); gk_i_++)                                                           \
-            gk_tail_ += TERM(gk_i_);                                                                                   \
+            gk_tail_ += (W)TERM(gk_i_);                                                                                \
         (result) = gk_lanes_total(gk_lanes_) + (double)gk_tail_;                                                       \
     } while (0)
 

@@ -8,6 +8,8 @@ LLVM vectorize the whole loop at the width of doubles, halving the throughput of
 their final combination), far inside the float32 tolerance, and the float64 outer sum keeps long
 rows from drifting."""
 
+import math
+
 from . import _vmath
 from ._jit import reduction
 
@@ -99,15 +101,14 @@ def soft_target_sums(z, m, q, weight, smoothing):
 
 
 @reduction
-def bce_loss_sum(z, t):
-    """sum_i max(z_i, 0) - z_i t_i + log(1 + exp(-|z_i|))."""
+def _bce_loss_blocks(z, t, block_zero):
     zero = z.dtype.type(0)
     s = 0.0
     n = z.size
     for b in range(0, n, BLOCK):
         e = min(n, b + BLOCK)
         block, tb = z[b:e], t[b:e]
-        acc = zero
+        acc = block_zero
         for i in range(block.size):
             v = block[i]
             acc += (max(v, zero) - v * tb[i]) + _vmath.log1p_unit(_vmath.exp(-abs(v)))
@@ -116,15 +117,33 @@ def bce_loss_sum(z, t):
 
 
 @reduction
-def squared_error_sum(pred, target):
+def _squared_error_blocks(pred, target, block_zero):
     s = 0.0
     n = pred.size
     for b in range(0, n, BLOCK):
         e = min(n, b + BLOCK)
         p, t = pred[b:e], target[b:e]
-        acc = pred.dtype.type(0)
+        acc = block_zero
         for i in range(p.size):
             d = p[i] - t[i]
             acc += d * d
         s += acc
     return s
+
+
+# Each loss term may be as large as the dtype's largest value, so a block sum in float32 can
+# overflow where the float64 total would not: then the terms are summed again with float64 block
+# sums (slower: always doing so would halve the vector width).
+
+
+@reduction
+def bce_loss_sum(z, t):
+    """sum_i max(z_i, 0) - z_i t_i + log(1 + exp(-|z_i|))."""
+    s = _bce_loss_blocks(z, t, z.dtype.type(0))
+    return s if math.isfinite(s) else _bce_loss_blocks(z, t, 0.0)
+
+
+@reduction
+def squared_error_sum(pred, target):
+    s = _squared_error_blocks(pred, target, pred.dtype.type(0))
+    return s if math.isfinite(s) else _squared_error_blocks(pred, target, 0.0)

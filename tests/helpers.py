@@ -8,8 +8,9 @@ from gradkernels._selftest import TOLERANCES
 
 
 def assert_close(actual, expected, dtype, *, scale=None):
-    """|actual - expected| <= rtol |expected| + atol * scale elementwise, with the dtype's documented
-    tolerances; `scale` defaults to max |expected| (so atol is relative to the array's magnitude)."""
+    """|actual - expected| <= rtol |expected| + atol * scale + tiny elementwise, with the dtype's
+    documented tolerances; `scale` defaults to max |expected| (so atol is relative to the array's
+    magnitude), and tiny is the dtype's smallest normal number (subnormal results carry fewer bits)."""
     tol = TOLERANCES[np.dtype(dtype)]
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
@@ -19,7 +20,7 @@ def assert_close(actual, expected, dtype, *, scale=None):
     np.testing.assert_array_equal(actual[~finite], expected[~finite], err_msg="non-finite values differ")
     if scale is None:
         scale = np.max(np.abs(expected[finite]), initial=0.0)
-    bound = tol["rtol"] * np.abs(expected[finite]) + tol["atol"] * scale
+    bound = tol["rtol"] * np.abs(expected[finite]) + tol["atol"] * scale + np.finfo(dtype).tiny
     err = np.abs(actual[finite] - expected[finite])
     if err.size and not np.all(err <= bound):
         i = int(np.argmax(err - bound))

@@ -281,3 +281,33 @@ def test_mean_is_over_all_elements(bk, dtype, rng):
     total, dsum = bk.mse(y, t, reduction="sum")
     assert_close(mean, total / 20, dtype)
     assert_close(dmean, dsum / 20, dtype)
+
+
+def test_soft_zero_target_next_to_an_impossible_class(bk, dtype):
+    """Label smoothing gives the class that z says is impossible q = eps / C > 0, so the loss is
+    +Inf, as PyTorch's -sum(w q log p) says; 0 * (-Inf) of the bare zero target must not make it NaN."""
+    z = np.array([[-np.inf, 0.0]], dtype)
+    loss, grad = bk.softmax_cross_entropy(z, np.zeros_like(z), label_smoothing=0.1)
+    assert loss == np.inf
+    assert_close(grad, [[-0.05, 0.05]], dtype)
+
+
+def test_out_may_be_the_soft_targets(bk, dtype, rng):
+    """The kernel reads the targets after writing a row's gradient, so out=targets goes through a
+    scratch buffer and gives what a fresh output does."""
+    z = rng.standard_normal((3, 4)).astype(dtype)
+    t = bk.softmax(rng.standard_normal((3, 4)).astype(dtype))
+    loss, grad = bk.softmax_cross_entropy(z, t, label_smoothing=0.1)
+    loss_in_place, written = bk.softmax_cross_entropy(z, t, label_smoothing=0.1, out=t)
+    assert written is t and loss_in_place == loss
+    np.testing.assert_array_equal(t, grad)
+
+
+def test_a_mean_of_terms_near_the_largest_float32_is_finite(bk):
+    """Each term is below float32's largest value and so is their mean: a partial sum in float32
+    (4 or 64 terms, as the C and Numba kernels add them for speed) would overflow to Inf."""
+    zeros = np.zeros(70, np.float32)
+    loss, _ = bk.sigmoid_binary_cross_entropy(np.full(70, 3.0e38, np.float32), zeros)
+    assert_close(loss, 3.0e38, np.float32)
+    loss, _ = bk.mse(np.full(70, 1.5e19, np.float32), zeros)
+    assert_close(loss, np.float64(np.float32(1.5e19)) ** 2, np.float32)

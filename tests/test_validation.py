@@ -76,6 +76,8 @@ def test_linear_shape_mismatches(bk):
         bk.linear(a((3, 4)), a((5, 2)))
     with pytest.raises(ValueError, match=re.escape("b has shape (3,) but w has shape (4, 2); b must have shape (2,)")):
         bk.linear(a((3, 4)), a((4, 2)), a((3,)))
+    with pytest.raises(ValueError, match=re.escape("b has shape () but w has shape (4, 1); b must have shape (1,)")):
+        bk.linear(a((3, 4)), a((4, 1)), a(()))  # a 0-d bias is not taken for a 1-element one
     with pytest.raises(ValueError, match=re.escape("x must be 2-D (N, D), got shape (4,)")):
         bk.linear(a((4,)), a((4, 2)))
     with pytest.raises(ValueError, match=re.escape("w must be 2-D (D, H), got shape (4, 2, 1)")):
@@ -130,6 +132,8 @@ def test_cross_entropy_options(bk):
     z, t = a((3, 4)), LABELS
     with pytest.raises(ValueError, match=re.escape("weight has shape (3,) but logits has shape (3, 4); weight must have shape (4,)")):
         bk.softmax_cross_entropy(z, t, weight=a((3,)))
+    with pytest.raises(ValueError, match=re.escape("weight has shape () but logits has shape (3, 1)")):
+        bk.softmax_cross_entropy(a((3, 1)), [0, 0, 0], weight=a(()))
     with pytest.raises(TypeError, match="weight is float32 but logits is float64"):
         bk.softmax_cross_entropy(z, t, weight=a((4,), f32))
     for eps in (-0.1, 1.5, float("nan")):

@@ -18,7 +18,6 @@ out as the kernel expects before calling it (see `gradkernels._ops`):
 import contextlib
 import contextvars
 import dataclasses
-import functools
 import importlib
 import importlib.metadata
 import os
@@ -80,28 +79,16 @@ class BackendInfo:
         return get_num_threads() if self.parallel else 1
 
 
-def _namespace(module, wrap: Callable[[Callable], Callable] = lambda kernel: kernel) -> types.SimpleNamespace:
+def _namespace(module) -> types.SimpleNamespace:
     """The kernels of the contract, taken by name from a backend's package."""
-    return types.SimpleNamespace(**{name: wrap(getattr(module, name)) for name in KERNELS})
-
-
-def _ieee_quiet(kernel: Callable) -> Callable:
-    """Run a NumPy kernel with floating-point warnings off: inf and NaN are results the formulas
-    define, and a caller's np.seterr(all="raise") must not turn them into exceptions."""
-
-    @functools.wraps(kernel)
-    def run(*args):
-        with numpy.errstate(all="ignore"):
-            return kernel(*args)
-
-    return run
+    return types.SimpleNamespace(**{name: getattr(module, name) for name in KERNELS})
 
 
 def _load_numpy() -> BackendInfo:
     from . import reference
 
     # NumPy's ufuncs run on one thread; its BLAS (linear layers) keeps its own pool.
-    return BackendInfo("numpy", _namespace(reference, _ieee_quiet), None, numpy.__version__)
+    return BackendInfo("numpy", _namespace(reference), None, numpy.__version__)
 
 
 def _load_numba() -> BackendInfo:

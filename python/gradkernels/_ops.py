@@ -32,22 +32,28 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     return a.ctypes.data == b.ctypes.data and a.nbytes == b.nbytes
 
 
-def _output_buffer(result: np.ndarray, order: str, inputs, *, in_place_ok=True) -> tuple[np.ndarray, bool]:
+def _output_buffer(result: np.ndarray, order: str, inputs, *, in_place=()) -> tuple[np.ndarray, bool]:
     """`result` itself when the kernel may write it directly, else a scratch buffer to copy back from.
 
-    The inputs are contiguous in `order`. With `in_place_ok`, an output that is the very memory of
-    an input is fine (elementwise and row kernels read each element before writing it); a partial
-    overlap never is, nor any overlap for a GEMM, which reads its inputs while writing.
+    The inputs are contiguous in `order`. An output that is the very memory of one of the inputs
+    listed in `in_place` is fine (the kernel reads each of their elements before writing it); any
+    other overlap never is, nor a misaligned output, which C may not address as its dtype.
     """
     contiguous = result.flags.c_contiguous if order == "C" else result.flags.f_contiguous
-    if contiguous and not any(
+    if contiguous and result.flags.aligned and not any(
         isinstance(a, np.ndarray)
         and np.may_share_memory(result, a)
-        and not (in_place_ok and _same_memory(result, a))
+        and not (any(a is b for b in in_place) and _same_memory(result, a))
         for a in inputs
     ):
         return result, True
     return np.empty(result.shape, result.dtype, order=order), False
+
+
+def _usable(arr: np.ndarray, order: str = "C") -> np.ndarray:
+    """`arr` itself when a kernel can address it directly (contiguous in `order` and aligned to its
+    dtype), else a copy that is: one byte off, C could not even load it as that dtype."""
+    return np.require(arr, requirements=(order, "A"))
 
 
 def _new_or_out(out, shape, dtype, order="C") -> np.ndarray:
@@ -60,26 +66,28 @@ def _elementwise(kernel, out, inputs, *, order=None, extra_outputs=(), args=()):
     """Run `kernel(y, *extra_outputs, *inputs, *args)` over flat views; return (y, the kernel's value)."""
     first = inputs[0]
     order = order or _order_of(first)
-    flats = [a.ravel(order) for a in inputs]
+    flats = [_usable(a, order).ravel(order) for a in inputs]
     result = _new_or_out(out, first.shape, first.dtype, order)
     value = None
     if result.size:
         # a fresh result overlaps nothing; only a caller's `out` needs the check
-        buf, direct = (result, True) if out is None else _output_buffer(result, order, flats + list(args))
+        buf, direct = (result, True) if out is None else _output_buffer(result, order, flats + list(args), in_place=flats)
         value = kernel(buf.ravel(order), *extra_outputs, *flats, *args)
         if not direct:
             np.copyto(result, buf)
     return result, value
 
 
-def _rowwise(kernel, out, inputs, *, extra_outputs=(), args=()):
-    """Run `kernel(y, *extra_outputs, *inputs, *args)` over (rows, classes) C-contiguous views."""
+def _rowwise(kernel, out, inputs, *, extra_outputs=(), args=(), in_place=None):
+    """Run `kernel(y, *extra_outputs, *inputs, *args)` over (rows, classes) C-contiguous views; `y`
+    may be the very memory of the inputs at the indices `in_place` (default: all)."""
     first = inputs[0]
     rows, classes = math.prod(first.shape[:-1]), first.shape[-1]
-    mats = [np.ascontiguousarray(a).reshape(rows, classes) for a in inputs]
+    mats = [_usable(a).reshape(rows, classes) for a in inputs]
     result = _new_or_out(out, first.shape, first.dtype)
     if result.size:
-        buf, direct = (result, True) if out is None else _output_buffer(result, "C", mats + list(args))
+        overwritable = mats if in_place is None else [mats[i] for i in in_place]
+        buf, direct = (result, True) if out is None else _output_buffer(result, "C", mats + list(args), in_place=overwritable)
         kernel(buf.reshape(rows, classes), *extra_outputs, *mats, *args)
         if not direct:
             np.copyto(result, buf)
@@ -236,13 +244,13 @@ def _class_weights(weight, like_name: str, like: np.ndarray) -> np.ndarray:
     classes = like.shape[-1]
     if weight is None:
         return np.ones(classes, like.dtype)
-    weight_vec = np.ascontiguousarray(v.float_array("weight", weight, like=(like_name, like)))
+    weight_vec = v.float_array("weight", weight, like=(like_name, like))
     if weight_vec.shape != (classes,):
         raise ValueError(
             f"weight has shape {weight_vec.shape} but {like_name} has shape {like.shape}; "
             f"weight must have shape ({classes},)"
         )
-    return weight_vec
+    return _usable(weight_vec)
 
 
 def _class_labels(labels, like_name: str, shape: tuple, ignore: int, weight, weight_vec):
@@ -256,7 +264,7 @@ def _class_labels(labels, like_name: str, shape: tuple, ignore: int, weight, wei
             f"integer labels must have shape {row_shape}"
         )
     may_ignore = v.labels_in_range(labels, classes, ignore)
-    labels64 = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1)
+    labels64 = _usable(labels.astype(np.int64, copy=False)).reshape(-1)
     counted = labels64[labels64 != ignore] if may_ignore else labels64
     if weight is None:
         return labels64, counted.size
@@ -301,7 +309,9 @@ def softmax_cross_entropy(
         )
 
     losses = np.empty(rows, logits.dtype)
-    grad = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args + (_grad_scale(reduction, denominator),))
+    # out may be the logits' memory, not the targets': the kernel reads them after writing a row
+    grad = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args + (_grad_scale(reduction, denominator),),
+                    in_place=(0,))
     total = float(np.sum(losses, dtype=np.float64))
     return _reduced(losses.reshape(row_shape), total, reduction, denominator, logits.dtype), grad
 
@@ -337,7 +347,7 @@ def mse(kernels, pred, target, *, reduction="mean", out=None):
 
 
 def _blas_ready(arr: np.ndarray) -> np.ndarray:
-    return arr if arr.flags.c_contiguous or arr.flags.f_contiguous else np.ascontiguousarray(arr)
+    return arr if (arr.flags.c_contiguous or arr.flags.f_contiguous) and arr.flags.aligned else _usable(arr)
 
 
 def _matrix(name, value, like=None, what="") -> np.ndarray:
@@ -354,9 +364,10 @@ def _linear_operands(x, w, b):
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x has shape {x.shape} and w has shape {w.shape}: x's columns must equal w's rows")
     if b is not None:
-        b = np.ascontiguousarray(v.float_array("b", b, like=("x", x)))
+        b = v.float_array("b", b, like=("x", x))
         if b.shape != (w.shape[1],):
             raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}; b must have shape ({w.shape[1]},)")
+        b = _usable(b)
     return x, w, b
 
 
@@ -370,7 +381,7 @@ def _linear_layer(kernel, x, w, b, out, activation=lambda y: y):
         result[...] = 0 if b is None else activation(b)
         return result
     x, w = _blas_ready(x), _blas_ready(w)
-    buf, direct = _output_buffer(result, "C", (x, w, b), in_place_ok=False)
+    buf, direct = _output_buffer(result, "C", (x, w, b))
     kernel(buf, x, w, b)
     if not direct:
         np.copyto(result, buf)
@@ -445,7 +456,7 @@ def linear_relu_backward(kernels, da, a, x, w, *, with_bias=True):
         return dx, dw, db
     da = _blas_ready(da)
     order = _order_of(da)
-    a = a if a.flags[f"{order}_CONTIGUOUS"] else np.asarray(a, order=order)
+    a = _usable(a, order)
     dz = np.empty(da.shape, da.dtype, order=order)
     kernels.linear_relu_backward(dx, dw, db, dz, da, a, _blas_ready(x), _blas_ready(w))
     return dx, dw, db

@@ -37,7 +37,7 @@ def error_ratio(actual, expected, dtype) -> float:
     if not finite.any():
         return 0.0
     a, e = actual[finite], expected[finite]
-    allowed = tol["rtol"] * np.abs(e) + tol["atol"] * np.max(np.abs(e))
+    allowed = tol["rtol"] * np.abs(e) + tol["atol"] * np.max(np.abs(e)) + np.finfo(dtype).tiny
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(a == e, 0.0, np.abs(a - e) / allowed)
     ratio[np.isnan(ratio)] = np.inf

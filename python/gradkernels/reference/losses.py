@@ -49,23 +49,20 @@ def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, 
     """Class-probability targets of z's shape, with q = (1 - eps) targets + eps / C:
       loss = sum_j w_j q_j (lse - s_j),   dz_j = (sum_k w_k q_k) p_j - w_j q_j
     """
-    classes = z.shape[1]
-    smooth = label_smoothing / classes
-
+    # w q as one array, as PyTorch forms it: the target and the smoothing parts kept apart would
+    # make 0 * (-inf) = NaN of a zero target next to an infinitely unlikely class, where the
+    # smoothed q_j > 0 gives the loss its true +Inf.
+    wq_rows = (1 - label_smoothing) * targets + label_smoothing / z.shape[1]
+    wq_rows *= weight
     np.subtract(z, z.max(axis=1, keepdims=True), out=dz)  # dz holds s from here
-    wq_s = (1 - label_smoothing) * np.einsum("rc,rc,c->r", targets, dz, weight)
-    if label_smoothing:
-        wq_s += smooth * (dz @ weight)
+    wq_s = np.einsum("rc,rc->r", wq_rows, dz)
     np.exp(dz, out=dz)
     sum_exp = dz.sum(axis=1)
-    lse = np.log(sum_exp)
-    wq = (1 - label_smoothing) * (targets @ weight) + smooth * weight.sum()
-
-    losses[...] = lse * wq - wq_s
+    wq = wq_rows.sum(axis=1)
+    losses[...] = np.log(sum_exp) * wq - wq_s
     dz *= ((wq / sum_exp) * grad_scale)[:, None]
-    dz -= ((1 - label_smoothing) * grad_scale) * (targets * weight)
-    if label_smoothing:
-        dz -= (smooth * grad_scale) * weight
+    wq_rows *= grad_scale
+    dz -= wq_rows
 
 
 def sigmoid_binary_cross_entropy(dz, losses, z, targets, grad_scale):
