@@ -257,3 +257,16 @@ def test_linear_cross_entropy_validation(bk, rng):
         bk.linear_cross_entropy(x, w[:, :0], b[:0], labels)
     with pytest.raises(ValueError, match="b has shape"):
         bk.linear_cross_entropy(x, w, b[:-1], labels)
+
+
+def test_linear_cross_entropy_split_across_calls_with_the_whole_denominator(bk, dtype, rng):
+    x = rng.standard_normal((9, 5)).astype(dtype)
+    w = rng.standard_normal((5, 4)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    labels = np.array([0, 3, -100, 1, 2, 2, -100, 0, 1])
+    whole = bk.linear_cross_entropy(x, w, b, labels)
+    parts = [bk.linear_cross_entropy(x[s], w, b, labels[s], denominator=7) for s in (slice(0, 4), slice(4, 9))]
+    assert_close(sum(float(p[0]) for p in parts), whole[0], dtype)
+    assert_close(np.concatenate([p[1] for p in parts]), whole[1], dtype)
+    assert_close(parts[0][2] + parts[1][2], whole[2], dtype)
+    assert_close(parts[0][3] + parts[1][3], whole[3], dtype)

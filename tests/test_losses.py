@@ -311,3 +311,54 @@ def test_a_mean_of_terms_near_the_largest_float32_is_finite(bk):
     assert_close(loss, 3.0e38, np.float32)
     loss, _ = bk.mse(np.full(70, 1.5e19, np.float32), zeros)
     assert_close(loss, np.float64(np.float32(1.5e19)) ** 2, np.float32)
+
+
+def _split_mean(call, parts, denominator):
+    """Each part's loss and gradient with the whole batch's denominator: (sum of the losses, the
+    gradients concatenated)."""
+    results = [call(*part, denominator=denominator) for part in parts]
+    return sum(float(loss) for loss, _ in results), np.concatenate([grad for _, grad in results])
+
+
+def test_a_mean_split_across_calls_with_the_whole_denominator(bk, dtype, rng):
+    """denominator= makes each call one part of a mean over a batch split across calls (as
+    gradkernels.dask does per chunk): the parts' losses add up to the whole call's, and their
+    gradients are the whole call's rows."""
+    z = rng.standard_normal((10, 4)).astype(dtype)
+    labels = np.array([0, 3, -100, 1, 2, -100, -100, 0, 1, 2])
+    weight = rng.random(4).astype(dtype)
+    splits = [slice(0, 3), slice(3, 3), slice(3, 10)]  # an empty part too
+
+    options = dict(weight=weight, label_smoothing=0.1)
+    whole_loss, whole_grad = bk.softmax_cross_entropy(z, labels, **options)
+    counted = labels != -100
+    loss, grad = _split_mean(lambda zi, ti, **kw: bk.softmax_cross_entropy(zi, ti, **options, **kw),
+                             [(z[s], labels[s]) for s in splits], float(weight[labels[counted]].sum()))
+    assert_close(loss, whole_loss, dtype)
+    assert_close(grad, whole_grad, dtype)
+
+    soft = bk.softmax(z)
+    whole_loss, whole_grad = bk.softmax_cross_entropy(z, soft)
+    loss, grad = _split_mean(bk.softmax_cross_entropy, [(z[s], soft[s]) for s in splits], len(z))
+    assert_close(loss, whole_loss, dtype)
+    assert_close(grad, whole_grad, dtype)
+
+    t = rng.random((10, 4)).astype(dtype)
+    for op in (bk.sigmoid_binary_cross_entropy, bk.mse):
+        whole_loss, whole_grad = op(z, t)
+        loss, grad = _split_mean(op, [(z[s], t[s]) for s in splits], z.size)
+        assert_close(loss, whole_loss, dtype)
+        assert_close(grad, whole_grad, dtype)
+
+
+def test_denominator_checks(bk):
+    z, t = np.zeros((2, 3)), np.array([0, 1])
+    with pytest.raises(ValueError, match="denominator is for reduction='mean', not 'sum'"):
+        bk.softmax_cross_entropy(z, t, reduction="sum", denominator=4)
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="denominator must be finite and >= 0"):
+            bk.mse(z, z, denominator=bad)
+    with pytest.raises(TypeError, match="denominator must be a real number, got str"):
+        bk.sigmoid_binary_cross_entropy(z, z, denominator="4")
+    loss, grad = bk.softmax_cross_entropy(z, t, denominator=0)  # as for a mean over nothing
+    assert math.isnan(loss) and not grad.any()

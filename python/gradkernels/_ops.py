@@ -71,7 +71,9 @@ def _elementwise(kernel, out, inputs, *, order=None, extra_outputs=(), args=()):
     value = None
     if result.size:
         # a fresh result overlaps nothing; only a caller's `out` needs the check
-        buf, direct = (result, True) if out is None else _output_buffer(result, order, flats + list(args), in_place=flats)
+        buf, direct = (
+            (result, True) if out is None else _output_buffer(result, order, flats + list(args), in_place=flats)
+        )
         value = kernel(buf.ravel(order), *extra_outputs, *flats, *args)
         if not direct:
             np.copyto(result, buf)
@@ -87,7 +89,9 @@ def _rowwise(kernel, out, inputs, *, extra_outputs=(), args=(), in_place=None):
     result = _new_or_out(out, first.shape, first.dtype)
     if result.size:
         overwritable = mats if in_place is None else [mats[i] for i in in_place]
-        buf, direct = (result, True) if out is None else _output_buffer(result, "C", mats + list(args), in_place=overwritable)
+        buf, direct = (
+            (result, True) if out is None else _output_buffer(result, "C", mats + list(args), in_place=overwritable)
+        )
         kernel(buf.reshape(rows, classes), *extra_outputs, *mats, *args)
         if not direct:
             np.copyto(result, buf)
@@ -273,17 +277,20 @@ def _class_labels(labels, like_name: str, shape: tuple, ignore: int, weight, wei
 
 @op
 def softmax_cross_entropy(
-    kernels, logits, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0, out=None
+    kernels, logits, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0, out=None,
+    denominator=None,
 ):
     """(loss, dlogits) of softmax + cross-entropy over the last axis, with PyTorch's F.cross_entropy
     semantics; labels are integer classes of shape logits.shape[:-1] or float class probabilities
-    of logits' shape."""
+    of logits' shape. A "mean" divides by `denominator` when given, instead of this call's counted
+    rows (or their total weight): the rows of one batch split across calls, each a part of the mean."""
     logits = v.float_array("logits", logits)
     v.at_least_1d("logits", logits)
     classes = logits.shape[-1]
     if classes == 0:
         raise ValueError(f"logits must have at least one class; its last axis is empty (shape {logits.shape})")
     reduction = v.reduction(reduction)
+    denominator = v.denominator(denominator, reduction)
     smoothing = v.label_smoothing(label_smoothing)
     ignore = v.ignore_index(ignore_index)
     weight_vec = _class_weights(weight, "logits", logits)
@@ -296,11 +303,11 @@ def softmax_cross_entropy(
     if targets.dtype.kind == "f":
         targets = v.float_array("labels", targets, like=("logits", logits))
         v.same_shape("labels", targets, "logits", logits)
-        denominator = rows
+        counted = rows
         inputs, args = (logits, targets), (weight_vec, smoothing)
         kernel = kernels.softmax_cross_entropy_soft
     elif targets.dtype.kind in "iu":
-        labels64, denominator = _class_labels(targets, "logits", logits.shape, ignore, weight, weight_vec)
+        labels64, counted = _class_labels(targets, "logits", logits.shape, ignore, weight, weight_vec)
         inputs, args = (logits,), (labels64, weight_vec, ignore, smoothing)
         kernel = kernels.softmax_cross_entropy
     else:
@@ -308,6 +315,7 @@ def softmax_cross_entropy(
             f"labels must be integer class indices or float class probabilities, got {targets.dtype}"
         )
 
+    denominator = counted if denominator is None else denominator
     losses = np.empty(rows, logits.dtype)
     # out may be the logits' memory, not the targets': the kernel reads them after writing a row
     grad = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args + (_grad_scale(reduction, denominator),),
@@ -316,10 +324,11 @@ def softmax_cross_entropy(
     return _reduced(losses.reshape(row_shape), total, reduction, denominator, logits.dtype), grad
 
 
-def _elementwise_loss(kernel, first_name, first, second_name, second, reduction, out):
+def _elementwise_loss(kernel, first_name, first, second_name, second, reduction, out, denominator):
     pred, target = _pair(first_name, first, second_name, second)
     reduction = v.reduction(reduction)
-    n = pred.size
+    denominator = v.denominator(denominator, reduction)
+    n = pred.size if denominator is None else denominator
     order = _order_of(pred)
     losses = np.empty(pred.shape, pred.dtype, order=order) if reduction == "none" else None
     flat_losses = None if losses is None else np.ravel(losses, order)
@@ -330,16 +339,19 @@ def _elementwise_loss(kernel, first_name, first, second_name, second, reduction,
 
 
 @op
-def sigmoid_binary_cross_entropy(kernels, logits, targets, *, reduction="mean", out=None):
+def sigmoid_binary_cross_entropy(kernels, logits, targets, *, reduction="mean", out=None, denominator=None):
     """(loss, dlogits) of sigmoid + binary cross-entropy, elementwise, from the logits:
-    loss = max(z, 0) - z t + log(1 + exp(-|z|)), dlogits = sigmoid(z) - t (scaled by the reduction)."""
-    return _elementwise_loss(kernels.sigmoid_binary_cross_entropy, "logits", logits, "targets", targets, reduction, out)
+    loss = max(z, 0) - z t + log(1 + exp(-|z|)), dlogits = sigmoid(z) - t (scaled by the reduction).
+    A "mean" divides by `denominator` when given, instead of the number of elements."""
+    return _elementwise_loss(kernels.sigmoid_binary_cross_entropy, "logits", logits, "targets", targets, reduction, out,
+                             denominator)
 
 
 @op
-def mse(kernels, pred, target, *, reduction="mean", out=None):
-    """(loss, dpred) of the squared error (pred - target)^2, elementwise; dpred = 2 (pred - target)."""
-    return _elementwise_loss(kernels.mse, "pred", pred, "target", target, reduction, out)
+def mse(kernels, pred, target, *, reduction="mean", out=None, denominator=None):
+    """(loss, dpred) of the squared error (pred - target)^2, elementwise; dpred = 2 (pred - target).
+    A "mean" divides by `denominator` when given, instead of the number of elements."""
+    return _elementwise_loss(kernels.mse, "pred", pred, "target", target, reduction, out, denominator)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,12 +480,13 @@ LINEAR_CROSS_ENTROPY_CHUNK_BYTES = 128 << 20
 
 @op
 def linear_cross_entropy(kernels, x, w, b, labels, *, weight=None, reduction="mean", ignore_index=-100,
-                         label_smoothing=0.0, chunk_size=None):
+                         label_smoothing=0.0, chunk_size=None, denominator=None):
     """(loss, dx, dw, db) of softmax_cross_entropy(x @ w + b, labels, ...) without the (N, C) logits:
     rows go through in chunks of `chunk_size` (default: as many as LINEAR_CROSS_ENTROPY_CHUNK_BYTES
     of logits hold), each chunk's logits becoming its gradient in place before the GEMMs of the
     backward use them. Integer class labels of shape (N,); b may be None (then db is None). The
-    result is that of the unfused ops up to float rounding, for any chunk size."""
+    result is that of the unfused ops up to float rounding, for any chunk size. `denominator` as in
+    softmax_cross_entropy."""
     x, w, b = _linear_operands(x, w, b)
     (n, d), classes = x.shape, w.shape[1]
     if classes == 0:
@@ -485,10 +498,12 @@ def linear_cross_entropy(kernels, x, w, b, labels, *, weight=None, reduction="me
             f"call linear and then softmax_cross_entropy"
         )
     reduction = v.reduction(reduction)
+    denominator = v.denominator(denominator, reduction)
     smoothing = v.label_smoothing(label_smoothing)
     ignore = v.ignore_index(ignore_index)
     weight_vec = _class_weights(weight, "w", w)
-    labels64, denominator = _class_labels(labels, "x @ w", (n, classes), ignore, weight, weight_vec)
+    labels64, counted = _class_labels(labels, "x @ w", (n, classes), ignore, weight, weight_vec)
+    denominator = counted if denominator is None else denominator
     if chunk_size is None:
         chunk = max(1, LINEAR_CROSS_ENTROPY_CHUNK_BYTES // (classes * x.dtype.itemsize))
     else:

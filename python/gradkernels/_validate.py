@@ -93,6 +93,18 @@ def label_smoothing(value) -> float:
     return eps
 
 
+def denominator(value, reduction: str):
+    """The caller's denominator of a mean (None: the call's own count)."""
+    if value is None:
+        return None
+    d = real_scalar("denominator", value)
+    if reduction != "mean":
+        raise ValueError(f"denominator is for reduction='mean', not {reduction!r}")
+    if not (math.isfinite(d) and d >= 0):
+        raise ValueError(f"denominator must be finite and >= 0, got {d}")
+    return d
+
+
 def ignore_index(value) -> int:
     index = integer_scalar("ignore_index", value)
     if not INT64_MIN <= index <= INT64_MAX:
