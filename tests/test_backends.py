@@ -265,3 +265,19 @@ def test_a_broken_c_build_leaves_a_working_package_and_says_why(tmp_path):
     available, reason = out.stdout.splitlines()[0].split(" ", 1)
     assert available == "False" and reason.startswith("the C extension failed to import:")
     assert out.stdout.splitlines()[1] == f"{'numba' if gk.backends()['numba']['available'] else 'numpy'} 0.3333333333333333"
+
+
+def test_thread_limit_is_local_to_the_block_and_the_thread():
+    full = gk.get_num_threads()
+    seen = {}
+    with _backends.thread_limit(1):
+        assert gk.get_num_threads() == 1
+        with _backends.thread_limit(full + 5):  # a limit above the setting does not raise it
+            assert gk.get_num_threads() == full
+        other = threading.Thread(target=lambda: seen.setdefault("other", gk.get_num_threads()))
+        other.start()
+        other.join()
+    assert seen["other"] == full and gk.get_num_threads() == full
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        with _backends.thread_limit(0):
+            pass

@@ -217,17 +217,23 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    return 1 if _serial.get() else _num_threads
+    limit = _thread_limit.get()
+    return _num_threads if limit is None else min(limit, _num_threads)
 
 
-_serial: contextvars.ContextVar[bool] = contextvars.ContextVar("gradkernels_serial", default=False)
+_thread_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar("gradkernels_thread_limit", default=None)
 
 
 @contextlib.contextmanager
-def serial() -> Iterator[None]:
-    """Kernels called in the block, in this thread (and context) only, run on one thread."""
-    token = _serial.set(True)
+def thread_limit(n: int) -> Iterator[None]:
+    """Kernels called in the block, in this thread (and context) only, run on at most n threads:
+    one between two GEMMs (whose BLAS threads still spin), or per task of a Dask worker that runs
+    several tasks at once."""
+    n = integer_scalar("n", n)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    token = _thread_limit.set(n)
     try:
         yield
     finally:
-        _serial.reset(token)
+        _thread_limit.reset(token)

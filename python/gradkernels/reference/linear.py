@@ -6,7 +6,7 @@ its own passes (the bias gradient, the ReLU mask, cross-entropy)."""
 
 import numpy as np
 
-from .._backends import serial
+from .._backends import thread_limit
 from .._blas import accumulate
 from .._blas import direct as direct_gemm
 from .activations import relu_backward
@@ -73,7 +73,7 @@ def backward_kernels(bias_gradient, masked_bias_gradient, relu_backward, softmax
             # Serially: BLAS's threads still spin after the GEMM, and a parallel region here fights
             # them (measured, C backend: 18 against 24 ms at (2048, 256, 1000), 0.91 against 1.06 s
             # at (4096, 1024, 8000)).
-            with serial():
+            with thread_limit(1):
                 softmax_cross_entropy(g, losses[first:last], g, labels[first:last], weight, ignore_index,
                                       label_smoothing, grad_scale)
             np.matmul(g, w.T, out=dx[first:last])

@@ -1,0 +1,209 @@
+"""Losses and gradients over Dask arrays chunked along rows, on any Dask scheduler, a
+dask.distributed cluster included: each chunk goes through gradkernels' kernels in the worker
+that holds it (`pip install "gradkernels[dask]"`).
+
+What crosses workers: the chunks stay where they are, and the gradients keep their inputs' chunks.
+One number per chunk (its loss, and the count or weight of its rows that a mean divides by) and,
+for a linear layer, one (D, H) dw and one (H,) db per chunk go through a tree reduction whose shape
+depends only on the chunking, so results are deterministic for a fixed chunking. w, b and the class
+weights are broadcast: one key in the graph, sent once to each worker that needs it.
+
+Every function returns Dask objects built from one task per chunk; compute them together,
+`dask.compute(loss, grad)`, so that each chunk's kernel runs once. Shape and dtype errors are
+raised here, at the call; errors that depend on values (a label out of range) when computed.
+
+Each task runs the kernels on at most `threads_per_task` threads (default 1): Dask already runs
+one chunk per worker thread, and kernel threads on top of those would oversubscribe the cores.
+The README's "Scaling out" says how to size workers and their BLAS threads.
+"""
+
+import operator
+
+import dask
+import dask.array as da
+import numpy as np
+
+from . import _backends
+
+__all__ = ["linear_backward", "linear_cross_entropy", "mse", "sigmoid_binary_cross_entropy", "softmax_cross_entropy"]
+
+
+def _run(op_name, backend, threads, *args, **kwargs):
+    """One chunk's op, in the worker: on `backend` (None: the backend in force there)."""
+    import gradkernels
+
+    ops = gradkernels if backend is None else gradkernels.backend(backend)
+    with _backends.thread_limit(threads):
+        return getattr(ops, op_name)(*args, **kwargs)
+
+
+def _row_chunked(name: str, arr, row_chunks=None) -> da.Array:
+    """`arr` as a Dask array chunked along its first axis only. A NumPy array is split into
+    `row_chunks`; a Dask array must already be chunked so (with `row_chunks`, those same chunks)."""
+    if not isinstance(arr, da.Array):
+        arr = np.asarray(arr)
+        if row_chunks is None:
+            raise TypeError(f"{name} must be a Dask array, got {type(arr).__name__}")
+        if arr.ndim == 0 or arr.shape[0] != sum(row_chunks):
+            raise ValueError(f"{name} has shape {arr.shape}; it must have {sum(row_chunks)} rows")
+        return da.from_array(arr, chunks=(row_chunks,) + arr.shape[1:])
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one axis (rows), got a 0-d array")
+    for axis, chunks in enumerate(arr.chunks[1:], start=1):
+        if len(chunks) > 1:
+            raise ValueError(
+                f"{name} must be chunked along rows only, but axis {axis} has chunks {chunks}: "
+                f"use {name}.rechunk({{{axis}: -1}})"
+            )
+    if row_chunks is not None and arr.chunks[0] != tuple(row_chunks):
+        raise ValueError(f"{name} has row chunks {arr.chunks[0]} but the first array has {tuple(row_chunks)}")
+    return arr
+
+
+def _chunk_calls(op_name, arguments, options, backend, threads):
+    """One delayed call of `op_name(*arguments, **options)` per row chunk, each Dask array among
+    the arguments replaced by its chunk, everything else passed whole."""
+    n_chunks = next(len(a.chunks[0]) for a in arguments if isinstance(a, da.Array))
+    split = [a.to_delayed().ravel() if isinstance(a, da.Array) else [a] * n_chunks for a in arguments]
+    run = dask.delayed(_run, pure=True)
+    return [run(op_name, backend, threads, *chunk, **options) for chunk in zip(*split)]
+
+
+def _part(call, index, shape, dtype) -> da.Array:
+    return da.from_delayed(dask.delayed(operator.getitem, pure=True)(call, index), shape, dtype=dtype)
+
+
+def _rows_of(calls, index, arrays_rows, trailing, dtype) -> da.Array:
+    """The result at `index` of each call, one row chunk each, as one Dask array."""
+    return da.concatenate([_part(c, index, (rows,) + trailing, dtype) for c, rows in zip(calls, arrays_rows)])
+
+
+def _tree_sum(calls, index, shape, dtype) -> da.Array:
+    """The sum over chunks of the result at `index`, by Dask's tree reduction (fixed for a chunking)."""
+    return da.stack([_part(c, index, shape, dtype) for c in calls]).sum(axis=0)
+
+
+def _loss(calls, rows, row_shape_of_none, reduction, dtype):
+    if reduction == "none":
+        return _rows_of(calls, 0, rows, row_shape_of_none, dtype)
+    as_one = dask.delayed(np.reshape, pure=True)
+    parts = [da.from_delayed(as_one(dask.delayed(operator.getitem)(c, 0), (1,)), (1,), dtype=dtype) for c in calls]
+    return da.concatenate(parts).sum(dtype=np.float64).astype(dtype)
+
+
+def _broadcast(arr):
+    """A NumPy array every chunk's task reads: one key in the graph, not a copy in each task."""
+    return None if arr is None else dask.delayed(np.asarray(arr), pure=True)
+
+
+def _counted(labels, weight, ignore_index):
+    """The count of a chunk's counted rows, or their total weight: its part of a mean's denominator."""
+    counted = labels[labels != ignore_index]
+    total = counted.size if weight is None else np.sum(np.asarray(weight, np.float64)[counted])
+    return np.array([total], np.float64)
+
+
+def _denominator(parts) -> dask.delayed:
+    return dask.delayed(float, pure=True)(parts.sum())
+
+
+def softmax_cross_entropy(logits, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0,
+                          backend=None, threads_per_task=1):
+    """(loss, dlogits) of `gradkernels.softmax_cross_entropy` over (N, C) logits chunked along rows:
+    the mean is over every counted row of the whole array (its total weight with `weight`), and
+    dlogits keeps the logits' chunks. Labels: integer classes (N,) or probabilities (N, C), Dask
+    (rechunked to the logits' rows if 1-D) or NumPy."""
+    logits = _row_chunked("logits", logits)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be 2-D (N, C), got shape {logits.shape}")
+    rows = logits.chunks[0]
+    labels = labels if isinstance(labels, da.Array) else np.asarray(labels)
+    soft = labels.dtype.kind == "f"
+    if isinstance(labels, da.Array) and labels.ndim == 1:
+        labels = labels.rechunk((rows,))
+    labels = _row_chunked("labels", labels, rows)
+    options = dict(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
+                   label_smoothing=label_smoothing)
+    if reduction == "mean":
+        if soft:
+            options["denominator"] = float(logits.shape[0])
+        else:
+            parts = labels.map_blocks(_counted, weight, ignore_index, chunks=((1,) * len(rows),), dtype=np.float64)
+            options["denominator"] = _denominator(parts)
+    calls = _chunk_calls("softmax_cross_entropy", (logits, labels), options, backend, threads_per_task)
+    loss = _loss(calls, rows, (), reduction, logits.dtype)
+    return loss, _rows_of(calls, 1, rows, logits.shape[1:], logits.dtype)
+
+
+def _elementwise_loss(op_name, first, second, reduction, backend, threads):
+    first = _row_chunked("the first argument", first)
+    rows = first.chunks[0]
+    if isinstance(second, da.Array):
+        second = second.rechunk(first.chunks)
+    second = _row_chunked("the second argument", second, rows)
+    options = dict(reduction=reduction)
+    if reduction == "mean":
+        options["denominator"] = float(first.size)
+    calls = _chunk_calls(op_name, (first, second), options, backend, threads)
+    loss = _loss(calls, rows, first.shape[1:], reduction, first.dtype)
+    return loss, _rows_of(calls, 1, rows, first.shape[1:], first.dtype)
+
+
+def sigmoid_binary_cross_entropy(logits, targets, *, reduction="mean", backend=None, threads_per_task=1):
+    """(loss, dlogits) of `gradkernels.sigmoid_binary_cross_entropy` over logits chunked along rows;
+    targets are rechunked like the logits. The mean is over every element of the whole array."""
+    return _elementwise_loss("sigmoid_binary_cross_entropy", logits, targets, reduction, backend, threads_per_task)
+
+
+def mse(pred, target, *, reduction="mean", backend=None, threads_per_task=1):
+    """(loss, dpred) of `gradkernels.mse` over predictions chunked along rows; target is rechunked
+    like pred. The mean is over every element of the whole array."""
+    return _elementwise_loss("mse", pred, target, reduction, backend, threads_per_task)
+
+
+def _weights_matrix(w) -> np.ndarray:
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError(f"w must be 2-D (D, H), got shape {w.shape}")
+    return w
+
+
+def linear_backward(dy, x, w, *, with_bias=True, backend=None, threads_per_task=1):
+    """(dx, dw, db) of `gradkernels.linear_backward` for dy (N, H) and x (N, D) chunked alike along
+    rows, w a NumPy (D, H): dx keeps x's chunks; dw and db are the chunks' partial sums reduced in
+    a tree (db is None without bias)."""
+    x = _row_chunked("x", x)
+    dy = _row_chunked("dy", dy, x.chunks[0])
+    w = _weights_matrix(w)
+    calls = _chunk_calls("linear_backward", (dy, x, _broadcast(w)), dict(with_bias=with_bias), backend,
+                         threads_per_task)
+    dx = _rows_of(calls, 0, x.chunks[0], x.shape[1:], x.dtype)
+    dw = _tree_sum(calls, 1, w.shape, x.dtype)
+    db = _tree_sum(calls, 2, w.shape[1:], x.dtype) if with_bias else None
+    return dx, dw, db
+
+
+def linear_cross_entropy(x, w, b, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0,
+                         chunk_size=None, backend=None, threads_per_task=1):
+    """(loss, dx, dw, db) of `gradkernels.linear_cross_entropy` for x (N, D) chunked along rows and
+    integer labels (N,) (rechunked like x), w (D, C) and b (C,) or None NumPy arrays: each chunk goes
+    through the fused kernel (in sub-chunks of `chunk_size` rows) with the whole array's
+    denominator; dx keeps x's chunks, dw and db are reduced in a tree."""
+    x = _row_chunked("x", x)
+    rows = x.chunks[0]
+    if isinstance(labels, da.Array):
+        labels = labels.rechunk((rows,))
+    labels = _row_chunked("labels", labels, rows)
+    w = _weights_matrix(w)
+    options = dict(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
+                   label_smoothing=label_smoothing, chunk_size=chunk_size)
+    if reduction == "mean":
+        parts = labels.map_blocks(_counted, weight, ignore_index, chunks=((1,) * len(rows),), dtype=np.float64)
+        options["denominator"] = _denominator(parts)
+    calls = _chunk_calls("linear_cross_entropy", (x, _broadcast(w), _broadcast(b), labels), options, backend,
+                         threads_per_task)
+    loss = _loss(calls, rows, (), reduction, x.dtype)
+    dx = _rows_of(calls, 1, rows, x.shape[1:], x.dtype)
+    dw = _tree_sum(calls, 2, w.shape, x.dtype)
+    db = None if b is None else _tree_sum(calls, 3, w.shape[1:], x.dtype)
+    return loss, dx, dw, db

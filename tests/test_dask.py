@@ -1,0 +1,126 @@
+"""gradkernels.dask on a real dask.distributed cluster (two worker processes, started and closed
+here) against the in-memory call, on every backend: uneven chunks, a single chunk, empty chunks,
+ignored rows all in one chunk."""
+
+import numpy as np
+import pytest
+
+import gradkernels as gk
+from helpers import assert_close
+
+# The test extra installs Dask; without it (a bare `pip install .`), these tests are skipped.
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+import dask.array as da  # noqa: E402
+import gradkernels.dask as gd  # noqa: E402
+
+ROW_CHUNKS = {
+    "uneven": (7, 1, 12, 4),
+    "single": (24,),
+    "empty chunks": (0, 10, 0, 14, 0),
+}
+
+
+@pytest.fixture(scope="module")
+def client():
+    # One thread per worker and one BLAS thread per process: the two workers fill the two cores.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  env={"OPENBLAS_NUM_THREADS": "1"}) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def _problem(rng, dtype, rows=24, classes=5, features=3):
+    z = rng.standard_normal((rows, classes)).astype(dtype)
+    labels = rng.integers(0, classes, rows)
+    labels[7:8 + 12] = -100  # every row of the third uneven chunk, and the second's
+    x = rng.standard_normal((rows, features)).astype(dtype)
+    w = rng.standard_normal((features, classes)).astype(dtype)
+    b = rng.standard_normal(classes).astype(dtype)
+    return z, labels, x, w, b
+
+
+def _close(actual, expected, dtype):
+    for a, e in zip(actual, expected, strict=True):
+        if e is None:
+            assert a is None
+        else:
+            assert_close(a, e, dtype)
+
+
+@pytest.mark.parametrize("chunks", ROW_CHUNKS, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_softmax_cross_entropy(client, bk, dtype, rng, chunks, reduction):
+    z, labels, *_ = _problem(rng, dtype)
+    weight = rng.random(z.shape[1]).astype(dtype)
+    Z = da.from_array(z, chunks=(ROW_CHUNKS[chunks], -1))
+    options = dict(weight=weight, reduction=reduction, label_smoothing=0.1)
+    loss, grad = dask.compute(*gd.softmax_cross_entropy(Z, labels, backend=bk.name, **options))
+    _close((loss, grad), bk.softmax_cross_entropy(z, labels, **options), dtype)
+    soft = bk.softmax(z[::-1].copy())
+    _close(dask.compute(*gd.softmax_cross_entropy(Z, da.from_array(soft, chunks=Z.chunks), reduction=reduction,
+                                                 backend=bk.name)),
+           bk.softmax_cross_entropy(z, soft, reduction=reduction), dtype)
+
+
+@pytest.mark.parametrize("chunks", ROW_CHUNKS, ids=str)
+def test_elementwise_losses(client, bk, dtype, rng, chunks):
+    z, *_ = _problem(rng, dtype)
+    t = rng.random(z.shape).astype(dtype)
+    Z = da.from_array(z, chunks=(ROW_CHUNKS[chunks], -1))
+    for name in ("sigmoid_binary_cross_entropy", "mse"):
+        for reduction in ("mean", "none"):
+            result = dask.compute(*getattr(gd, name)(Z, t, reduction=reduction, backend=bk.name))
+            _close(result, getattr(bk, name)(z, t, reduction=reduction), dtype)
+
+
+@pytest.mark.parametrize("chunks", ROW_CHUNKS, ids=str)
+def test_linear_layer(client, bk, dtype, rng, chunks):
+    z, labels, x, w, b = _problem(rng, dtype)
+    X = da.from_array(x, chunks=(ROW_CHUNKS[chunks], -1))
+    DY = da.from_array(z, chunks=X.chunks[:1] + (-1,))
+    for with_bias in (True, False):
+        result = dask.compute(*gd.linear_backward(DY, X, w, with_bias=with_bias, backend=bk.name))
+        _close(result, bk.linear_backward(z, x, w, with_bias=with_bias), dtype)
+    for bias in (b, None):
+        result = dask.compute(*gd.linear_cross_entropy(X, w, bias, labels, chunk_size=5, backend=bk.name))
+        _close(result, bk.linear_cross_entropy(x, w, bias, labels), dtype)
+
+
+def test_deterministic_for_a_fixed_chunking(client, rng):
+    z, labels, x, w, _ = _problem(rng, np.float32, rows=400)
+    X = da.from_array(x, chunks=(37, -1))
+    DY = da.from_array(z, chunks=(37, -1))
+    first = dask.compute(*gd.linear_backward(DY, X, w))
+    for _ in range(3):
+        for a, b in zip(first, dask.compute(*gd.linear_backward(DY, X, w)), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_bad_chunking_and_shapes(rng):
+    z, labels, x, w, _ = _problem(rng, np.float64)
+    with pytest.raises(ValueError, match=r"logits must be chunked along rows only, but axis 1 has chunks \(2, 2, 1\)"):
+        gd.softmax_cross_entropy(da.from_array(z, chunks=(8, 2)), labels)
+    with pytest.raises(TypeError, match="logits must be a Dask array, got ndarray"):
+        gd.softmax_cross_entropy(z, labels)
+    with pytest.raises(ValueError, match=r"dy has row chunks \(12, 12\) but the first array has \(8, 8, 8\)"):
+        gd.linear_backward(da.from_array(z, chunks=(12, -1)), da.from_array(x, chunks=(8, -1)), w)
+    with pytest.raises(ValueError, match=r"labels has shape \(23,\); it must have 24 rows"):
+        gd.softmax_cross_entropy(da.from_array(z, chunks=(8, -1)), labels[:-1])
+    with pytest.raises(ValueError, match=r"w must be 2-D \(D, H\), got shape \(3,\)"):
+        gd.linear_backward(da.from_array(z, chunks=(8, -1)), da.from_array(x, chunks=(8, -1)), w[:, 0])
+
+
+def test_bad_labels_raise_when_computed(client, rng):
+    z, labels, *_ = _problem(rng, np.float64)
+    labels[3] = 99
+    loss, grad = gd.softmax_cross_entropy(da.from_array(z, chunks=(8, -1)), labels)
+    with pytest.raises(ValueError, match=r"labels\[3\] = 99 is outside \[0, 5\)"):
+        dask.compute(loss, grad)
+
+
+def test_the_tasks_thread_limit_reaches_the_kernels(client):
+    """threads_per_task caps gradkernels' threads inside each task (and only there)."""
+    seen = client.run(lambda: gk.get_num_threads())
+    assert all(n == gk._backends.MAX_THREADS for n in seen.values())
+    limited = dask.delayed(gd._run)("get_num_threads", None, 1).compute()
+    assert limited == 1
