@@ -157,3 +157,30 @@ def test_a_worker_killed_mid_computation_changes_nothing(rng):
     for a, b in zip(recovered, undisturbed, strict=True):
         np.testing.assert_array_equal(a, b)
     _close(recovered, gk.backend("numpy").linear_cross_entropy(x, w, None, labels)[:3], np.float32)
+
+
+def test_scale_demo_descends_to_the_in_memory_parameters(capsys):
+    from gradkernels import __main__ as cli
+
+    assert cli.main(["scale-demo", "--rows", "20000", "--features", "8", "--iterations", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(agree, limit 1e-09)") == 2 and "DISAGREE" not in out
+
+
+def test_scale_demo_fails_when_the_two_descents_differ(monkeypatch, capsys):
+    """A kernel changed in this process only (the workers keep theirs): the in-memory descent
+    moves elsewhere, and the demo says so."""
+    from gradkernels import __main__ as cli
+
+    kernels = gk._backends.info("numpy").kernels
+    correct = kernels.sigmoid_binary_cross_entropy
+
+    def off_by_a_little(dz, *args):
+        total = correct(dz, *args)
+        dz *= 1.001
+        return total
+
+    monkeypatch.setattr(kernels, "sigmoid_binary_cross_entropy", off_by_a_little)
+    assert cli.main(["scale-demo", "--rows", "20000", "--features", "8", "--iterations", "3", "--backend", "numpy"]) == 1
+    out = capsys.readouterr().out
+    assert "logistic regression: parameters differ" in out and "DISAGREE" in out

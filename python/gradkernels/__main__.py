@@ -1,4 +1,4 @@
-"""Command line: `python -m gradkernels demo`, `info`, `check`, `bench` and `tune`."""
+"""Command line: `python -m gradkernels demo`, `info`, `check`, `bench`, `tune` and `scale-demo`."""
 
 import argparse
 import importlib
@@ -187,6 +187,13 @@ def demo(args) -> int:
     return _demo.run(names, quick=args.quick, seed=args.seed, plot_path=args.plot)
 
 
+def scale_demo(args) -> int:
+    from . import _scaleout
+
+    return _scaleout.run(args.rows, args.features, args.classes, args.workers, args.iterations, args.rate, args.seed,
+                         args.backend)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gradkernels", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,6 +232,17 @@ def main(argv=None) -> int:
     p.add_argument("--output", metavar="FILE", help="write the table to FILE instead of this machine's cache "
                    "(the package's shipped table is python/gradkernels/tuned.json)")
     p.set_defaults(run=tune)
+    p = sub.add_parser("scale-demo", help="full-batch gradient descent with gradkernels.dask on a local cluster, "
+                       "against the same descent in memory (needs the dask extra); non-zero exit if they disagree")
+    p.add_argument("--rows", type=int, default=5_000_000, help="rows of the dataset (default 5,000,000)")
+    p.add_argument("--features", type=int, default=32, help="features (default 32: X is 1.2 GiB)")
+    p.add_argument("--classes", type=int, default=4, help="classes of the softmax regression (default 4)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes, one thread each (default 2)")
+    p.add_argument("--iterations", type=int, default=20, help="gradient steps per model (default 20)")
+    p.add_argument("--rate", type=float, default=1.0, help="learning rate (default 1.0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default 0)")
+    p.add_argument("--backend", default="auto", choices=_backends.NAMES + ("auto",), help="backend (default auto)")
+    p.set_defaults(run=scale_demo)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
