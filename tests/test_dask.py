@@ -117,9 +117,11 @@ def test_bad_chunking_and_shapes(rng):
 def test_bad_labels_raise_when_computed(client, rng):
     z, labels, *_ = _problem(rng, np.float64)
     labels[3] = 99
-    loss, grad = gd.softmax_cross_entropy(da.from_array(z, chunks=(8, -1)), labels)
-    with pytest.raises(ValueError, match=r"labels\[3\] = 99 is outside \[0, 5\)"):
-        dask.compute(loss, grad)
+    for weight in (None, np.ones(5)):
+        for given in (labels, da.from_array(labels, chunks=4)):
+            loss, grad = gd.softmax_cross_entropy(da.from_array(z, chunks=(8, -1)), given, weight=weight)
+            with pytest.raises(ValueError, match=r"labels\[3\] = 99 is outside \[0, 5\)"):
+                dask.compute(loss, grad)
 
 
 def test_the_tasks_thread_limit_reaches_the_kernels(client):

@@ -83,12 +83,18 @@ def _tree_sum(calls, index, shape, dtype) -> da.Array:
     return da.stack([_part(c, index, shape, dtype) for c in calls]).sum(axis=0)
 
 
+def _sum_in_order(dtype, *losses):
+    return dtype.type(sum(float(loss) for loss in losses))
+
+
 def _loss(calls, rows, row_shape_of_none, reduction, dtype):
+    """The per-row (or per-element) losses for "none"; else the sum of the chunks' losses (each
+    already divided by the whole denominator for "mean"), taken in chunk order by one task that
+    receives one number per chunk."""
     if reduction == "none":
         return _rows_of(calls, 0, rows, row_shape_of_none, dtype)
-    as_one = dask.delayed(np.reshape, pure=True)
-    parts = [da.from_delayed(as_one(dask.delayed(operator.getitem)(c, 0), (1,)), (1,), dtype=dtype) for c in calls]
-    return da.concatenate(parts).sum(dtype=np.float64).astype(dtype)
+    losses = [dask.delayed(operator.getitem, pure=True)(c, 0) for c in calls]
+    return da.from_delayed(dask.delayed(_sum_in_order, pure=True)(np.dtype(dtype), *losses), (), dtype=dtype)
 
 
 def _broadcast(arr):
@@ -97,14 +103,29 @@ def _broadcast(arr):
 
 
 def _counted(labels, weight, ignore_index):
-    """The count of a chunk's counted rows, or their total weight: its part of a mean's denominator."""
+    """The count of a chunk's counted rows, or their total weight: its part of a mean's denominator.
+    A label outside the classes is left to the chunk's op, which raises the documented error."""
     counted = labels[labels != ignore_index]
-    total = counted.size if weight is None else np.sum(np.asarray(weight, np.float64)[counted])
-    return np.array([total], np.float64)
+    if weight is None:
+        return np.array([counted.size], np.float64)
+    weight = np.asarray(weight, np.float64)
+    return np.array([np.sum(weight[counted[(counted >= 0) & (counted < weight.size)]])])
 
 
-def _denominator(parts) -> dask.delayed:
+def _class_denominator(labels, weight, ignore_index):
+    """The count (or total weight) of the counted rows of integer `labels`: computed here for NumPy
+    labels, else the sum of each chunk's part, as a delayed float."""
+    if not isinstance(labels, da.Array):
+        return float(_counted(labels, weight, ignore_index)[0])
+    parts = labels.map_blocks(_counted, weight, ignore_index, chunks=((1,) * labels.numblocks[0],), dtype=np.float64)
     return dask.delayed(float, pure=True)(parts.sum())
+
+
+def _class_labels(labels, rows):
+    """Integer or soft labels chunked like rows `rows`; 1-D Dask labels are rechunked so."""
+    if isinstance(labels, da.Array) and labels.ndim == 1:
+        labels = labels.rechunk((rows,))
+    return _row_chunked("labels", labels, rows)
 
 
 def softmax_cross_entropy(logits, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0,
@@ -118,18 +139,13 @@ def softmax_cross_entropy(logits, labels, *, weight=None, reduction="mean", igno
         raise ValueError(f"logits must be 2-D (N, C), got shape {logits.shape}")
     rows = logits.chunks[0]
     labels = labels if isinstance(labels, da.Array) else np.asarray(labels)
-    soft = labels.dtype.kind == "f"
-    if isinstance(labels, da.Array) and labels.ndim == 1:
-        labels = labels.rechunk((rows,))
-    labels = _row_chunked("labels", labels, rows)
     options = dict(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
                    label_smoothing=label_smoothing)
     if reduction == "mean":
-        if soft:
-            options["denominator"] = float(logits.shape[0])
-        else:
-            parts = labels.map_blocks(_counted, weight, ignore_index, chunks=((1,) * len(rows),), dtype=np.float64)
-            options["denominator"] = _denominator(parts)
+        soft = labels.dtype.kind == "f"
+        options["denominator"] = (float(logits.shape[0]) if soft else
+                                  _class_denominator(labels, weight, ignore_index))
+    labels = _class_labels(labels, rows)
     calls = _chunk_calls("softmax_cross_entropy", (logits, labels), options, backend, threads_per_task)
     loss = _loss(calls, rows, (), reduction, logits.dtype)
     return loss, _rows_of(calls, 1, rows, logits.shape[1:], logits.dtype)
@@ -191,15 +207,13 @@ def linear_cross_entropy(x, w, b, labels, *, weight=None, reduction="mean", igno
     denominator; dx keeps x's chunks, dw and db are reduced in a tree."""
     x = _row_chunked("x", x)
     rows = x.chunks[0]
-    if isinstance(labels, da.Array):
-        labels = labels.rechunk((rows,))
-    labels = _row_chunked("labels", labels, rows)
+    labels = labels if isinstance(labels, da.Array) else np.asarray(labels)
     w = _weights_matrix(w)
     options = dict(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
                    label_smoothing=label_smoothing, chunk_size=chunk_size)
     if reduction == "mean":
-        parts = labels.map_blocks(_counted, weight, ignore_index, chunks=((1,) * len(rows),), dtype=np.float64)
-        options["denominator"] = _denominator(parts)
+        options["denominator"] = _class_denominator(labels, weight, ignore_index)
+    labels = _class_labels(labels, rows)
     calls = _chunk_calls("linear_cross_entropy", (x, _broadcast(w), _broadcast(b), labels), options, backend,
                          threads_per_task)
     loss = _loss(calls, rows, (), reduction, x.dtype)
