@@ -71,7 +71,9 @@ class Backend:
         return f"<gradkernels backend {self.name!r}>"
 
 
+@functools.lru_cache(maxsize=None)
 def backend(name: str) -> Backend:
     """The ops bound to backend `name` ("auto" resolves to its default, the first available of
-    c, numba, numpy; only the module-level ops follow the tuned table)."""
+    c, numba, numpy; only the module-level ops follow the tuned table). Made once per name (binding
+    every op takes about a millisecond, which a Dask task calling it per chunk would pay)."""
     return Backend(name)
