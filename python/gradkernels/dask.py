@@ -121,11 +121,19 @@ def _class_denominator(labels, weight, ignore_index):
     return dask.delayed(float, pure=True)(parts.sum())
 
 
-def _class_labels(labels, rows):
-    """Integer or soft labels chunked like rows `rows`; 1-D Dask labels are rechunked so."""
+def _cross_entropy_inputs(labels, rows, weight, reduction, ignore_index, label_smoothing, **options):
+    """(labels chunked like the rows `rows`, the keyword arguments of each chunk's cross-entropy):
+    1-D Dask labels are rechunked so; a "mean" gets the whole array's denominator (the row count
+    for probabilities)."""
+    labels = labels if isinstance(labels, da.Array) else np.asarray(labels)
+    options.update(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
+                   label_smoothing=label_smoothing)
+    if reduction == "mean":
+        soft = labels.dtype.kind == "f"
+        options["denominator"] = float(sum(rows)) if soft else _class_denominator(labels, weight, ignore_index)
     if isinstance(labels, da.Array) and labels.ndim == 1:
         labels = labels.rechunk((rows,))
-    return _row_chunked("labels", labels, rows)
+    return _row_chunked("labels", labels, rows), options
 
 
 def softmax_cross_entropy(logits, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0,
@@ -138,25 +146,18 @@ def softmax_cross_entropy(logits, labels, *, weight=None, reduction="mean", igno
     if logits.ndim != 2:
         raise ValueError(f"logits must be 2-D (N, C), got shape {logits.shape}")
     rows = logits.chunks[0]
-    labels = labels if isinstance(labels, da.Array) else np.asarray(labels)
-    options = dict(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
-                   label_smoothing=label_smoothing)
-    if reduction == "mean":
-        soft = labels.dtype.kind == "f"
-        options["denominator"] = (float(logits.shape[0]) if soft else
-                                  _class_denominator(labels, weight, ignore_index))
-    labels = _class_labels(labels, rows)
+    labels, options = _cross_entropy_inputs(labels, rows, weight, reduction, ignore_index, label_smoothing)
     calls = _chunk_calls("softmax_cross_entropy", (logits, labels), options, backend, threads_per_task)
     loss = _loss(calls, rows, (), reduction, logits.dtype)
     return loss, _rows_of(calls, 1, rows, logits.shape[1:], logits.dtype)
 
 
-def _elementwise_loss(op_name, first, second, reduction, backend, threads):
-    first = _row_chunked("the first argument", first)
+def _elementwise_loss(op_name, first_name, first, second_name, second, reduction, backend, threads):
+    first = _row_chunked(first_name, first)
     rows = first.chunks[0]
     if isinstance(second, da.Array):
         second = second.rechunk(first.chunks)
-    second = _row_chunked("the second argument", second, rows)
+    second = _row_chunked(second_name, second, rows)
     options = dict(reduction=reduction)
     if reduction == "mean":
         options["denominator"] = float(first.size)
@@ -168,13 +169,14 @@ def _elementwise_loss(op_name, first, second, reduction, backend, threads):
 def sigmoid_binary_cross_entropy(logits, targets, *, reduction="mean", backend=None, threads_per_task=1):
     """(loss, dlogits) of `gradkernels.sigmoid_binary_cross_entropy` over logits chunked along rows;
     targets are rechunked like the logits. The mean is over every element of the whole array."""
-    return _elementwise_loss("sigmoid_binary_cross_entropy", logits, targets, reduction, backend, threads_per_task)
+    return _elementwise_loss("sigmoid_binary_cross_entropy", "logits", logits, "targets", targets, reduction, backend,
+                             threads_per_task)
 
 
 def mse(pred, target, *, reduction="mean", backend=None, threads_per_task=1):
     """(loss, dpred) of `gradkernels.mse` over predictions chunked along rows; target is rechunked
     like pred. The mean is over every element of the whole array."""
-    return _elementwise_loss("mse", pred, target, reduction, backend, threads_per_task)
+    return _elementwise_loss("mse", "pred", pred, "target", target, reduction, backend, threads_per_task)
 
 
 def _weights_matrix(w) -> np.ndarray:
@@ -207,13 +209,9 @@ def linear_cross_entropy(x, w, b, labels, *, weight=None, reduction="mean", igno
     denominator; dx keeps x's chunks, dw and db are reduced in a tree."""
     x = _row_chunked("x", x)
     rows = x.chunks[0]
-    labels = labels if isinstance(labels, da.Array) else np.asarray(labels)
     w = _weights_matrix(w)
-    options = dict(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
-                   label_smoothing=label_smoothing, chunk_size=chunk_size)
-    if reduction == "mean":
-        options["denominator"] = _class_denominator(labels, weight, ignore_index)
-    labels = _class_labels(labels, rows)
+    labels, options = _cross_entropy_inputs(labels, rows, weight, reduction, ignore_index, label_smoothing,
+                                            chunk_size=chunk_size)
     calls = _chunk_calls("linear_cross_entropy", (x, _broadcast(w), _broadcast(b), labels), options, backend,
                          threads_per_task)
     loss = _loss(calls, rows, (), reduction, x.dtype)
