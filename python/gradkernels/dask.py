@@ -22,6 +22,7 @@ import operator
 import dask
 import dask.array as da
 import numpy as np
+from dask.highlevelgraph import HighLevelGraph
 
 from . import _backends
 
@@ -37,16 +38,18 @@ def _run(op_name, backend, threads, *args, **kwargs):
         return getattr(ops, op_name)(*args, **kwargs)
 
 
-def _row_chunked(name: str, arr, row_chunks=None) -> da.Array:
-    """`arr` as a Dask array chunked along its first axis only. A NumPy array is split into
-    `row_chunks`; a Dask array must already be chunked so (with `row_chunks`, those same chunks)."""
+def _row_chunked(name: str, arr, row_chunks=None):
+    """`arr` as a Dask array chunked along its first axis only, which a Dask array must already be
+    (with `row_chunks`, into those same chunks); or, for a NumPy array, a list of its parts along
+    `row_chunks`, each of which goes into its chunk's task as it is: no task of its own to wait for."""
     if not isinstance(arr, da.Array):
         arr = np.asarray(arr)
         if row_chunks is None:
             raise TypeError(f"{name} must be a Dask array, got {type(arr).__name__}")
         if arr.ndim == 0 or arr.shape[0] != sum(row_chunks):
             raise ValueError(f"{name} has shape {arr.shape}; it must have {sum(row_chunks)} rows")
-        return da.from_array(arr, chunks=(row_chunks,) + arr.shape[1:])
+        ends = np.cumsum(row_chunks)
+        return [arr[end - rows:end] for end, rows in zip(ends, row_chunks)]
     if arr.ndim == 0:
         raise ValueError(f"{name} must have at least one axis (rows), got a 0-d array")
     for axis, chunks in enumerate(arr.chunks[1:], start=1):
@@ -62,29 +65,44 @@ def _row_chunked(name: str, arr, row_chunks=None) -> da.Array:
 
 def _chunk_calls(op_name, arguments, options, backend, threads):
     """One delayed call of `op_name(*arguments, **options)` per row chunk, each Dask array among
-    the arguments replaced by its chunk, everything else passed whole."""
+    the arguments replaced by its chunk, each list by its item for the chunk, everything else
+    passed whole."""
     n_chunks = next(len(a.chunks[0]) for a in arguments if isinstance(a, da.Array))
-    split = [a.to_delayed().ravel() if isinstance(a, da.Array) else [a] * n_chunks for a in arguments]
+    split = [a.to_delayed().ravel() if isinstance(a, da.Array) else a if isinstance(a, list) else [a] * n_chunks
+             for a in arguments]
     run = dask.delayed(_run, pure=True)
     return [run(op_name, backend, threads, *chunk, **options) for chunk in zip(*split)]
 
 
-def _part(call, index, shape, dtype) -> da.Array:
-    return da.from_delayed(dask.delayed(operator.getitem, pure=True)(call, index), shape, dtype=dtype)
+def _results(calls, index, name, chunks, dtype, stacked=False) -> da.Array:
+    """The result at `index` of each call, one chunk each, as one Dask array with `chunks`: a single
+    getitem task per chunk on the worker that ran the call (`stacked`: with a new leading axis of
+    one per call, to reduce over)."""
+    name = f"{name}-" + dask.base.tokenize([c.key for c in calls], index, stacked)
+    pick = _stacked_item if stacked else operator.getitem
+    zeros = (0,) * (len(chunks) - 1)
+    layer = {(name, i) + zeros: (pick, c.key, index) for i, c in enumerate(calls)}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=calls)
+    return da.Array(graph, name, chunks, dtype=dtype)
 
 
-def _rows_of(calls, index, arrays_rows, trailing, dtype) -> da.Array:
+def _stacked_item(result, index):
+    return result[index][np.newaxis]
+
+
+def _rows_of(calls, index, rows, trailing, dtype) -> da.Array:
     """The result at `index` of each call, one row chunk each, as one Dask array."""
-    return da.concatenate([_part(c, index, (rows,) + trailing, dtype) for c, rows in zip(calls, arrays_rows)])
+    return _results(calls, index, "rows", (tuple(rows),) + tuple((n,) for n in trailing), dtype)
 
 
 def _tree_sum(calls, index, shape, dtype) -> da.Array:
     """The sum over chunks of the result at `index`, by Dask's tree reduction (fixed for a chunking)."""
-    return da.stack([_part(c, index, shape, dtype) for c in calls]).sum(axis=0)
+    chunks = ((1,) * len(calls),) + tuple((n,) for n in shape)
+    return _results(calls, index, "partial-sum", chunks, dtype, stacked=True).sum(axis=0)
 
 
-def _sum_in_order(dtype, *losses):
-    return dtype.type(sum(float(loss) for loss in losses))
+def _sum_in_order(dtype, *terms):
+    return dtype.type(sum(float(term) for term in terms))
 
 
 def _loss(calls, rows, row_shape_of_none, reduction, dtype):
@@ -93,8 +111,11 @@ def _loss(calls, rows, row_shape_of_none, reduction, dtype):
     receives one number per chunk."""
     if reduction == "none":
         return _rows_of(calls, 0, rows, row_shape_of_none, dtype)
-    losses = [dask.delayed(operator.getitem, pure=True)(c, 0) for c in calls]
-    return da.from_delayed(dask.delayed(_sum_in_order, pure=True)(np.dtype(dtype), *losses), (), dtype=dtype)
+    name = "loss-" + dask.base.tokenize([c.key for c in calls])
+    parts = [(f"chunk-{name}", i) for i in range(len(calls))]
+    layer = {part: (operator.getitem, c.key, 0) for part, c in zip(parts, calls)}
+    layer[(name,)] = (_sum_in_order, np.dtype(dtype), *parts)
+    return da.Array(HighLevelGraph.from_collections(name, layer, dependencies=calls), name, (), dtype=dtype)
 
 
 def _broadcast(arr):
@@ -102,23 +123,26 @@ def _broadcast(arr):
     return None if arr is None else dask.delayed(np.asarray(arr), pure=True)
 
 
-def _counted(labels, weight, ignore_index):
-    """The count of a chunk's counted rows, or their total weight: its part of a mean's denominator.
-    A label outside the classes is left to the chunk's op, which raises the documented error."""
+def _counted(labels, weight, ignore_index) -> float:
+    """The count of the counted rows among `labels`, or their total weight: a mean's denominator, or
+    a chunk's part of it. A label outside the classes is left to the chunk's op, which raises the
+    documented error."""
     counted = labels[labels != ignore_index]
     if weight is None:
-        return np.array([counted.size], np.float64)
+        return float(counted.size)
     weight = np.asarray(weight, np.float64)
-    return np.array([np.sum(weight[counted[(counted >= 0) & (counted < weight.size)]])])
+    return float(np.sum(weight[counted[(counted >= 0) & (counted < weight.size)]]))
 
 
 def _class_denominator(labels, weight, ignore_index):
     """The count (or total weight) of the counted rows of integer `labels`: computed here for NumPy
-    labels, else the sum of each chunk's part, as a delayed float."""
+    labels, else as a delayed float, the sum in chunk order of each chunk's part."""
     if not isinstance(labels, da.Array):
-        return float(_counted(labels, weight, ignore_index)[0])
-    parts = labels.map_blocks(_counted, weight, ignore_index, chunks=((1,) * labels.numblocks[0],), dtype=np.float64)
-    return dask.delayed(float, pure=True)(parts.sum())
+        return _counted(labels, weight, ignore_index)
+    count = dask.delayed(_counted, pure=True)
+    weight = _broadcast(weight)  # the same key as the chunks' ops read
+    parts = [count(chunk, weight, ignore_index) for chunk in labels.to_delayed().ravel()]
+    return dask.delayed(_sum_in_order, pure=True)(np.dtype(np.float64), *parts)
 
 
 def _cross_entropy_inputs(labels, rows, weight, reduction, ignore_index, label_smoothing, **options):
@@ -129,8 +153,10 @@ def _cross_entropy_inputs(labels, rows, weight, reduction, ignore_index, label_s
     options.update(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
                    label_smoothing=label_smoothing)
     if reduction == "mean":
-        soft = labels.dtype.kind == "f"
-        options["denominator"] = float(sum(rows)) if soft else _class_denominator(labels, weight, ignore_index)
+        if labels.dtype.kind == "f":
+            options["denominator"] = float(sum(rows))
+        else:
+            options["denominator"] = _class_denominator(labels, weight, ignore_index)
     if isinstance(labels, da.Array) and labels.ndim == 1:
         labels = labels.rechunk((rows,))
     return _row_chunked("labels", labels, rows), options
