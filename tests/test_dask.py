@@ -100,6 +100,34 @@ def test_deterministic_for_a_fixed_chunking(client, rng):
             np.testing.assert_array_equal(a, b)
 
 
+def test_each_result_is_one_task_from_its_chunks_kernel(rng):
+    """Every task between a kernel and a result adds to a step's latency: a gradient chunk, a
+    chunk's loss and a chunk's partial dw are picked from its kernel's task directly, the loss sums
+    the chunks' in one task, and NumPy labels ride in the kernels' tasks (a kernel waits for its
+    logits chunk only)."""
+    z, labels, x, w, b = _problem(rng, np.float32)
+    logits = da.from_array(z, chunks=(8, -1))
+    x = da.from_array(x, chunks=(8, -1))
+    loss, grad = gd.softmax_cross_entropy(logits, labels)
+    _, _, dw, _ = gd.linear_cross_entropy(x, w, b, labels)
+    graph = {}
+    for result in (loss, grad, dw):
+        graph.update(result.__dask_graph__())
+
+    def deps(key):
+        return dask.core.get_dependencies(graph, key)
+
+    kernels = {key for key in graph if str(key).startswith("_run-")}
+    assert len(kernels) == 6
+    chunks = set(dask.core.flatten(logits.__dask_keys__())) | set(dask.core.flatten(x.__dask_keys__()))
+    broadcast = {key for key in graph if str(key).startswith("ndarray-")}  # w and b
+    assert all(len(deps(k) - broadcast) == 1 and deps(k) - broadcast <= chunks for k in kernels)
+    picked = list(dask.core.flatten(grad.__dask_keys__())) + [k for k in graph if str(k[0]).startswith("partial-sum-")]
+    picked += list(deps(loss.__dask_keys__()[0]))
+    assert len(picked) == 3 + 3 + 3
+    assert all(len(deps(k)) == 1 and deps(k) <= kernels for k in picked)
+
+
 def test_bad_chunking_and_shapes(rng):
     z, labels, x, w, _ = _problem(rng, np.float64)
     with pytest.raises(ValueError, match=r"logits must be chunked along rows only, but axis 1 has chunks \(2, 2, 1\)"):
