@@ -100,32 +100,53 @@ def test_deterministic_for_a_fixed_chunking(client, rng):
             np.testing.assert_array_equal(a, b)
 
 
-def test_each_result_is_one_task_from_its_chunks_kernel(rng):
-    """Every task between a kernel and a result adds to a step's latency: a gradient chunk, a
-    chunk's loss and a chunk's partial dw are picked from its kernel's task directly, the loss sums
-    the chunks' in one task, and NumPy labels ride in the kernels' tasks (a kernel waits for its
+def _graph(*results):
+    graph = {}
+    for result in results:
+        graph.update(result.__dask_graph__())
+    return graph, lambda key: dask.core.get_dependencies(graph, key)
+
+
+def test_results_are_few_tasks_from_their_chunks_kernel(rng):
+    """Every task between a kernel and a result adds to a step's latency: a gradient chunk is
+    picked from its kernel's task, the loss sums one task per chunk that picks from its kernel, dw
+    sums the picks of those, and NumPy labels ride in the kernels' tasks (a kernel waits for its
     logits chunk only)."""
     z, labels, x, w, b = _problem(rng, np.float32)
     logits = da.from_array(z, chunks=(8, -1))
     x = da.from_array(x, chunks=(8, -1))
     loss, grad = gd.softmax_cross_entropy(logits, labels)
     _, _, dw, _ = gd.linear_cross_entropy(x, w, b, labels)
-    graph = {}
-    for result in (loss, grad, dw):
-        graph.update(result.__dask_graph__())
-
-    def deps(key):
-        return dask.core.get_dependencies(graph, key)
-
+    graph, deps = _graph(loss, grad, dw)
     kernels = {key for key in graph if str(key).startswith("_run-")}
     assert len(kernels) == 6
     chunks = set(dask.core.flatten(logits.__dask_keys__())) | set(dask.core.flatten(x.__dask_keys__()))
     broadcast = {key for key in graph if str(key).startswith("ndarray-")}  # w and b
     assert all(len(deps(k) - broadcast) == 1 and deps(k) - broadcast <= chunks for k in kernels)
-    picked = list(dask.core.flatten(grad.__dask_keys__())) + [k for k in graph if str(k[0]).startswith("partial-sum-")]
-    picked += list(deps(loss.__dask_keys__()[0]))
-    assert len(picked) == 3 + 3 + 3
-    assert all(len(deps(k)) == 1 and deps(k) <= kernels for k in picked)
+
+    def one_from(key, sources):
+        return len(deps(key)) == 1 and deps(key) <= sources
+
+    assert all(one_from(k, kernels) for k in dask.core.flatten(grad.__dask_keys__()))
+    loss_parts = deps(loss.__dask_keys__()[0])
+    assert len(loss_parts) == 3 and all(one_from(k, kernels) for k in loss_parts)
+    partials = [k for k in graph if str(k[0]).startswith("partial-sum-")]
+    assert len(partials) == 3 and all(any(one_from(p, kernels) for p in deps(k)) and len(deps(k)) == 1
+                                      for k in partials)
+
+
+def test_a_result_not_computed_is_freed_with_its_kernels_task(rng):
+    """Without dx, each chunk's kernel task has one consumer, so the chunk's dx goes as soon as
+    that has run: with several, Dask ran them last and kept every chunk's dx until then."""
+    z, labels, x, w, b = _problem(rng, np.float32)
+    x = da.from_array(x, chunks=(8, -1))
+    loss, _, dw, db = gd.linear_cross_entropy(x, w, b, labels)
+    _, dw_of_dy, db_of_dy = gd.linear_backward(da.from_array(z, chunks=(8, -1)), x, w)
+    for results in ((loss, dw, db), (dw_of_dy, db_of_dy)):
+        graph, deps = _graph(*results)
+        kernels = [key for key in graph if str(key).startswith("_run-")]
+        consumers = {k: [key for key in graph if k in deps(key)] for k in kernels}
+        assert len(kernels) == 3 and all(len(c) == 1 for c in consumers.values()), consumers
 
 
 def test_bad_chunking_and_shapes(rng):

@@ -15,7 +15,10 @@ import numpy as np
 from ._dispatch import backend as _backend
 
 AGREEMENT = 1e-9
-WORKER_BASELINE = 384 << 20  # a worker process's own memory: Python, NumPy, Numba, Dask
+# A worker process's own memory (Python, NumPy, Numba, Dask: about 200 MiB) and its chunks'
+# results in flight; with X in 16 chunks per worker a step peaked at 860 MiB of a 1147 MiB limit.
+WORKER_BASELINE = 384 << 20
+CHUNKS_PER_WORKER = 16
 
 
 def _data(dask_array, rows, features, classes, chunk_rows, seed):
@@ -47,7 +50,7 @@ def run(rows, features, classes, workers, iterations, rate, seed, backend) -> in
 
     from . import dask as gd
 
-    chunk_rows = max(1, rows // (8 * workers))
+    chunk_rows = max(1, rows // (CHUNKS_PER_WORKER * workers))
     dataset_bytes = rows * features * 8
     # Each worker's share of X and a quarter more, plus what a worker process needs of its own.
     memory_limit = int(dataset_bytes / workers * 1.25) + WORKER_BASELINE
@@ -56,10 +59,10 @@ def run(rows, features, classes, workers, iterations, rate, seed, backend) -> in
           f"{workers} worker processes of 1 thread and {memory_limit / 2**20:.0f} MiB; backend {backend}")
     in_memory = _backend(backend)
     distributed_ops = _DaskOps(gd, backend)
-    # Spill to disk only past 90% of the limit (not at 60% of it, Dask's default): X's chunks stay in
-    # the workers' memory.
-    config = {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": 0.9,
-              "distributed.worker.memory.pause": 0.95}
+    # X's chunks stay in the workers' memory: no spilling to disk (Dask's default starts at 60% of the
+    # limit). With spilling from 90%, a worker reached 2.5 GiB in the first step and was restarted.
+    config = {"distributed.worker.memory.target": False, "distributed.worker.memory.spill": False,
+              "distributed.worker.memory.pause": False}
     with dask.config.set(config), distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
         dashboard_address=None, env={"OPENBLAS_NUM_THREADS": "1"},

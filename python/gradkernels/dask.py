@@ -95,27 +95,44 @@ def _rows_of(calls, index, rows, trailing, dtype) -> da.Array:
     return _results(calls, index, "rows", (tuple(rows),) + tuple((n,) for n in trailing), dtype)
 
 
-def _tree_sum(calls, index, shape, dtype) -> da.Array:
-    """The sum over chunks of the result at `index`, by Dask's tree reduction (fixed for a chunking)."""
-    chunks = ((1,) * len(calls),) + tuple((n,) for n in shape)
-    return _results(calls, index, "partial-sum", chunks, dtype, stacked=True).sum(axis=0)
+def _reduced(calls, indices):
+    """Per call, one task taking its results at `indices`: those reduced across chunks (a loss, a
+    partial dw or db). With the pickers of its row-chunked results, these tasks are a call's only
+    consumers, so its memory is freed once they have run; at once for a row-chunked result the
+    caller does not compute. (Dask runs a call's several small consumers late: with one each for
+    the loss, dw and db, every chunk's unwanted dx stayed in memory until the end.)"""
+    pick = dask.delayed(_pick, pure=True)
+    return [pick(call, indices) for call in calls]
 
 
-def _sum_in_order(dtype, *terms):
-    return dtype.type(sum(float(term) for term in terms))
+def _pick(result, indices):
+    return tuple(result[i] for i in indices)
+
+
+def _tree_sum(parts, index, shape, dtype) -> da.Array:
+    """The sum over chunks of the `_reduced` parts' item `index`, by Dask's tree reduction (fixed
+    for a chunking)."""
+    chunks = ((1,) * len(parts),) + tuple((n,) for n in shape)
+    return _results(parts, index, "partial-sum", chunks, dtype, stacked=True).sum(axis=0)
+
+
+def _sum_in_order(dtype, index, *parts):
+    return dtype.type(sum(float(part[index]) for part in parts))
+
+
+def _total(parts, index, dtype) -> da.Array:
+    """The sum of the `_reduced` parts' numbers at `index` (the chunks' losses, each already divided
+    by the whole denominator for "mean"), taken in chunk order by one task, as a 0-d array."""
+    name = "loss-" + dask.base.tokenize([p.key for p in parts], index)
+    layer = {(name,): (_sum_in_order, np.dtype(dtype), index, *[p.key for p in parts])}
+    return da.Array(HighLevelGraph.from_collections(name, layer, dependencies=parts), name, (), dtype=dtype)
 
 
 def _loss(calls, rows, row_shape_of_none, reduction, dtype):
-    """The per-row (or per-element) losses for "none"; else the sum of the chunks' losses (each
-    already divided by the whole denominator for "mean"), taken in chunk order by one task that
-    receives one number per chunk."""
+    """The per-row (or per-element) losses for "none"; else the sum of the chunks' losses."""
     if reduction == "none":
         return _rows_of(calls, 0, rows, row_shape_of_none, dtype)
-    name = "loss-" + dask.base.tokenize([c.key for c in calls])
-    parts = [(f"chunk-{name}", i) for i in range(len(calls))]
-    layer = {part: (operator.getitem, c.key, 0) for part, c in zip(parts, calls)}
-    layer[(name,)] = (_sum_in_order, np.dtype(dtype), *parts)
-    return da.Array(HighLevelGraph.from_collections(name, layer, dependencies=calls), name, (), dtype=dtype)
+    return _total(_reduced(calls, (0,)), 0, dtype)
 
 
 def _broadcast(arr):
@@ -141,8 +158,7 @@ def _class_denominator(labels, weight, ignore_index):
         return _counted(labels, weight, ignore_index)
     count = dask.delayed(_counted, pure=True)
     weight = _broadcast(weight)  # the same key as the chunks' ops read
-    parts = [count(chunk, weight, ignore_index) for chunk in labels.to_delayed().ravel()]
-    return dask.delayed(_sum_in_order, pure=True)(np.dtype(np.float64), *parts)
+    return dask.delayed(sum, pure=True)([count(chunk, weight, ignore_index) for chunk in labels.to_delayed().ravel()])
 
 
 def _cross_entropy_inputs(labels, rows, weight, reduction, ignore_index, label_smoothing, **options):
@@ -222,8 +238,9 @@ def linear_backward(dy, x, w, *, with_bias=True, backend=None, threads_per_task=
     calls = _chunk_calls("linear_backward", (dy, x, _broadcast(w)), dict(with_bias=with_bias), backend,
                          threads_per_task)
     dx = _rows_of(calls, 0, x.chunks[0], x.shape[1:], x.dtype)
-    dw = _tree_sum(calls, 1, w.shape, x.dtype)
-    db = _tree_sum(calls, 2, w.shape[1:], x.dtype) if with_bias else None
+    partials = _reduced(calls, (1, 2))
+    dw = _tree_sum(partials, 0, w.shape, x.dtype)
+    db = _tree_sum(partials, 1, w.shape[1:], x.dtype) if with_bias else None
     return dx, dw, db
 
 
@@ -240,8 +257,12 @@ def linear_cross_entropy(x, w, b, labels, *, weight=None, reduction="mean", igno
                                             chunk_size=chunk_size)
     calls = _chunk_calls("linear_cross_entropy", (x, _broadcast(w), _broadcast(b), labels), options, backend,
                          threads_per_task)
-    loss = _loss(calls, rows, (), reduction, x.dtype)
     dx = _rows_of(calls, 1, rows, x.shape[1:], x.dtype)
-    dw = _tree_sum(calls, 2, w.shape, x.dtype)
-    db = None if b is None else _tree_sum(calls, 3, w.shape[1:], x.dtype)
+    if reduction == "none":
+        loss, partials = _rows_of(calls, 0, rows, (), x.dtype), _reduced(calls, (2, 3))
+    else:
+        partials = _reduced(calls, (2, 3, 0))
+        loss = _total(partials, 2, x.dtype)
+    dw = _tree_sum(partials, 0, w.shape, x.dtype)
+    db = None if b is None else _tree_sum(partials, 1, w.shape[1:], x.dtype)
     return loss, dx, dw, db
