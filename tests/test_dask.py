@@ -149,6 +149,17 @@ def test_a_result_not_computed_is_freed_with_its_kernels_task(rng):
         assert len(kernels) == 3 and all(len(c) == 1 for c in consumers.values()), consumers
 
 
+def test_the_readmes_realignment_leaves_every_chunk_aligned(client, rng):
+    """Chunks sent from the client can land at addresses unaligned for their dtype (each op would
+    copy them, every call); the README's one-time fix."""
+    z = rng.standard_normal((4000, 37)).astype(np.float32)
+    x = da.from_array(z, chunks=(500, -1)).persist()
+    realigned = x.map_blocks(np.require, requirements="A").persist()
+    aligned = dask.compute(*[dask.delayed(lambda chunk: chunk.flags.aligned)(c) for c in realigned.to_delayed().ravel()])
+    assert all(aligned)
+    np.testing.assert_array_equal(realigned.compute(), z)
+
+
 def test_bad_chunking_and_shapes(rng):
     z, labels, x, w, _ = _problem(rng, np.float64)
     with pytest.raises(ValueError, match=r"logits must be chunked along rows only, but axis 1 has chunks \(2, 2, 1\)"):
