@@ -1,7 +1,7 @@
 """gradkernels.dask against the in-memory call: softmax_cross_entropy on 1 GiB of float32 logits
 (262,144 x 1,024; GRADKERNELS_BENCH_SIZES=small: 16 MiB) with the C backend, in this process or
-on a LocalCluster of 1 or 2 worker processes with one chunk per core (logits drawn alike in
-both places; the time does not depend on their values). The Dask paths keep the
+on a LocalCluster of 1 or 2 worker processes with one chunk per core (standard normal logits,
+drawn in each place). The Dask paths keep the
 gradient on the workers (persisted) and bring back the loss: what a data-parallel training step
 does. Skipped where Dask is not installed (the dask extra)."""
 

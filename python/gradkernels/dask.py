@@ -74,15 +74,15 @@ def _chunk_calls(op_name, arguments, options, backend, threads):
     return [run(op_name, backend, threads, *chunk, **options) for chunk in zip(*split)]
 
 
-def _results(calls, index, name, chunks, dtype, stacked=False) -> da.Array:
-    """The result at `index` of each call, one chunk each, as one Dask array with `chunks`: a single
-    getitem task per chunk on the worker that ran the call (`stacked`: with a new leading axis of
-    one per call, to reduce over)."""
-    name = f"{name}-" + dask.base.tokenize([c.key for c in calls], index, stacked)
+def _results(sources, index, name, chunks, dtype, stacked=False) -> da.Array:
+    """The item at `index` of each source's result (a call's, or its `_reduced` part's), one chunk
+    each, as one Dask array with `chunks`: a single getitem task per chunk, on the worker that holds
+    the source (`stacked`: with a new leading axis of one per source, to reduce over)."""
+    name = f"{name}-" + dask.base.tokenize([s.key for s in sources], index, stacked)
     pick = _stacked_item if stacked else operator.getitem
     zeros = (0,) * (len(chunks) - 1)
-    layer = {(name, i) + zeros: (pick, c.key, index) for i, c in enumerate(calls)}
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=calls)
+    layer = {(name, i) + zeros: (pick, s.key, index) for i, s in enumerate(sources)}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=sources)
     return da.Array(graph, name, chunks, dtype=dtype)
 
 
@@ -169,10 +169,8 @@ def _cross_entropy_inputs(labels, rows, weight, reduction, ignore_index, label_s
     options.update(weight=_broadcast(weight), reduction=reduction, ignore_index=ignore_index,
                    label_smoothing=label_smoothing)
     if reduction == "mean":
-        if labels.dtype.kind == "f":
-            options["denominator"] = float(sum(rows))
-        else:
-            options["denominator"] = _class_denominator(labels, weight, ignore_index)
+        soft = labels.dtype.kind == "f"
+        options["denominator"] = float(sum(rows)) if soft else _class_denominator(labels, weight, ignore_index)
     if isinstance(labels, da.Array) and labels.ndim == 1:
         labels = labels.rechunk((rows,))
     return _row_chunked("labels", labels, rows), options
