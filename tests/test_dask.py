@@ -25,6 +25,17 @@ ROW_CHUNKS = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _environment_restored():
+    """Starting a LocalCluster writes its workers' environment (OMP_NUM_THREADS=1,
+    MALLOC_TRIM_THRESHOLD_, ...) into this process's os.environ: the subprocesses of later tests
+    must not inherit it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def client():
     # One thread per worker and one BLAS thread per process: the two workers fill the two cores.
