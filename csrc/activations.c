@@ -3,9 +3,9 @@
  * each element is read before it is written. Results do not depend on how the loop is split. */
 #ifdef T
 
-GK_DISPATCH int S(gk_relu_forward)(T *y, const T *x, int64_t n, int threads)
+int GK_KERNEL(gk_relu_forward)(T *y, const T *x, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
     for (int64_t i = 0; i < n; i++)
         y[i] = x[i] <= 0 ? (T)0 : x[i]; /* NaN stays NaN */
     return GK_OK;
@@ -13,20 +13,21 @@ GK_DISPATCH int S(gk_relu_forward)(T *y, const T *x, int64_t n, int threads)
 
 /* Bit k of mask[j] is x[8j + k] > 0: np.packbits(x > 0, bitorder="little"), written together with
  * y from the same read of x. Tasks own whole mask bytes. */
-GK_DISPATCH int S(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t n, int threads)
+int GK_KERNEL(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t n, int threads)
 {
     int64_t bytes = n / 8;
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
     for (int64_t j = 0; j < bytes; j++) {
         const T *in = x + 8 * j;
         T *out = y + 8 * j;
-        uint8_t bits = 0;
-        for (int k = 0; k < 8; k++) {
-            T v = in[k];
-            bits |= (uint8_t)((v > 0) << k);
-            out[k] = v <= 0 ? (T)0 : v;
-        }
-        mask[j] = bits;
+        TU bits = 0; /* of T's width, as the comparisons' lanes: a byte-wide one keeps SSE2 scalar */
+        GK_OMP(simd reduction(| : bits))
+        for (int k = 0; k < 8; k++)
+            bits |= (TU)(in[k] > 0) << k;
+        GK_OMP(simd)
+        for (int k = 0; k < 8; k++)
+            out[k] = in[k] <= 0 ? (T)0 : in[k];
+        mask[j] = (uint8_t)bits;
     }
     if (n % 8) {
         uint8_t bits = 0;
@@ -40,79 +41,93 @@ GK_DISPATCH int S(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t
     return GK_OK;
 }
 
-GK_DISPATCH int S(gk_relu_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
+int GK_KERNEL(gk_relu_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
-    for (int64_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0 ? dy[i] : (T)0;
+    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    for (int64_t i = 0; i < n; i++) {
+        T g = dy[i]; /* read unconditionally, so that the choice is a select */
+        dx[i] = y[i] > 0 ? g : (T)0;
+    }
     return GK_OK;
 }
 
-/* A byte of the mask at a time, its 8 bits tested against constants, so the inner loop is
- * unrolled into vector selects (per-element shifts of a gathered byte do not vectorize). */
-GK_DISPATCH int S(gk_relu_backward_mask)(T *dx, const T *dy, const uint8_t *mask, int64_t n, int threads)
+/* A byte of the mask at a time: its row of S(mask_lanes) has all bits set in the lanes whose bit is
+ * set, so each element is dy's bits and-ed with its lane, +0 where the bit is clear. Plain
+ * contiguous loads and an and vectorize on every ISA; a select per bit of a byte stayed scalar on
+ * the SSE2 baseline (no 64-bit lane compare there). */
+#define LANE(b, k) ((((b) >> (k)) & 1) ? ~(TU)0 : (TU)0)
+#define ROW(b) {LANE(b, 0), LANE(b, 1), LANE(b, 2), LANE(b, 3), LANE(b, 4), LANE(b, 5), LANE(b, 6), LANE(b, 7)}
+#define ROWS4(b) ROW(b), ROW((b) + 1), ROW((b) + 2), ROW((b) + 3)
+#define ROWS16(b) ROWS4(b), ROWS4((b) + 4), ROWS4((b) + 8), ROWS4((b) + 12)
+#define ROWS64(b) ROWS16(b), ROWS16((b) + 16), ROWS16((b) + 32), ROWS16((b) + 48)
+static const TU S(mask_lanes)[256][8] = {ROWS64(0), ROWS64(64), ROWS64(128), ROWS64(192)};
+#undef LANE
+#undef ROW
+#undef ROWS4
+#undef ROWS16
+#undef ROWS64
+
+int GK_KERNEL(gk_relu_backward_mask)(T *dx, const T *dy, const uint8_t *mask, int64_t n, int threads)
 {
     int64_t bytes = n / 8;
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
     for (int64_t j = 0; j < bytes; j++) {
-        unsigned bits = mask[j];
+        const TU *lanes = S(mask_lanes)[mask[j]];
         GK_OMP(simd)
-        for (int k = 0; k < 8; k++) {
-            T g = dy[8 * j + k]; /* read unconditionally, so that the choice is a select */
-            dx[8 * j + k] = bits & (1u << k) ? g : (T)0;
-        }
+        for (int k = 0; k < 8; k++)
+            dx[8 * j + k] = S(gk_from_bits)(S(gk_bits)(dy[8 * j + k]) & lanes[k]);
     }
     for (int64_t i = 8 * bytes; i < n; i++)
         dx[i] = mask[bytes] & (1u << (i - 8 * bytes)) ? dy[i] : (T)0;
     return GK_OK;
 }
 
-GK_DISPATCH int S(gk_leaky_relu_forward)(T *y, const T *x, int64_t n, double negative_slope, int threads)
+int GK_KERNEL(gk_leaky_relu_forward)(T *y, const T *x, int64_t n, double negative_slope, int threads)
 {
     T a = (T)negative_slope;
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
     for (int64_t i = 0; i < n; i++)
         y[i] = x[i] > 0 ? x[i] : a * x[i];
     return GK_OK;
 }
 
-GK_DISPATCH int S(gk_leaky_relu_backward)(T *dx, const T *dy, const T *x, int64_t n, double negative_slope,
+int GK_KERNEL(gk_leaky_relu_backward)(T *dx, const T *dy, const T *x, int64_t n, double negative_slope,
                                           int threads)
 {
     T a = (T)negative_slope;
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
     for (int64_t i = 0; i < n; i++)
         dx[i] = x[i] > 0 ? dy[i] : a * dy[i];
     return GK_OK;
 }
 
-GK_DISPATCH int S(gk_sigmoid_forward)(T *y, const T *x, int64_t n, int threads)
+int GK_KERNEL(gk_sigmoid_forward)(T *y, const T *x, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL)))
+    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL)))
     for (int64_t i = 0; i < n; i++)
         y[i] = S(gk_sigmoid)(x[i]);
     return GK_OK;
 }
 
-GK_DISPATCH int S(gk_sigmoid_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
+int GK_KERNEL(gk_sigmoid_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
     for (int64_t i = 0; i < n; i++)
         dx[i] = dy[i] * (y[i] * ((T)1 - y[i]));
     return GK_OK;
 }
 
-GK_DISPATCH int S(gk_tanh_forward)(T *y, const T *x, int64_t n, int threads)
+int GK_KERNEL(gk_tanh_forward)(T *y, const T *x, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL)))
+    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL)))
     for (int64_t i = 0; i < n; i++)
         y[i] = S(gk_tanh)(x[i]);
     return GK_OK;
 }
 
-GK_DISPATCH int S(gk_tanh_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
+int GK_KERNEL(gk_tanh_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for simd schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
     for (int64_t i = 0; i < n; i++)
         dx[i] = dy[i] * (((T)1 - y[i]) * ((T)1 + y[i])); /* not 1 - y^2: exact near |y| = 1 */
     return GK_OK;

@@ -3,8 +3,16 @@
 setup.py names `ffibuilder` in `cffi_modules`, so `pip install .` compiles it. The cdef is the
 real header with its preprocessor lines dropped, so no declaration is written twice.
 
+The kernel sources are compiled once per ISA variant (VARIANTS): this script writes one
+translation unit per variant into build/variants/, a `#pragma GCC target` followed by every kernel
+family's source, and the cdef declares each kernel once per variant, its name suffixed with the
+variant's (gk_relu_forward_f32_avx2). `gk_variants()` tells the Python package which variants the
+build has and the x86-64 level each needs; the package picks one per process (gradkernels._cbackend).
+GCC's target_clones would pick at load time and could not be steered, nor keep FMA out of the
+baseline variant (its preprocessor sees one target).
+
 Build options, from the environment of `pip install`:
-- GRADKERNELS_NATIVE=1: compile for this machine's CPU only (-march=native, no runtime dispatch).
+- GRADKERNELS_NATIVE=1: compile for this machine's CPU only (-march=native, one variant "native").
 - GRADKERNELS_SANITIZE=1: AddressSanitizer + UndefinedBehaviorSanitizer, any finding fatal, and
   warnings as errors (what .ci/run builds; load it with libasan preloaded).
 OpenMP is used when the compiler has it; without it the kernels run on one thread and
@@ -13,6 +21,7 @@ OpenMP is used when the compiler has it; without it the kernels run on one threa
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import sysconfig
@@ -21,14 +30,34 @@ import tempfile
 from cffi import FFI
 
 CSRC = pathlib.Path(__file__).resolve().parent
+ROOT = CSRC.parent
 HEADER = CSRC / "gradkernels.h"
-SOURCES = sorted(CSRC.glob("*.c"))
+# cpu.c is compiled once, for the baseline; every other source is a kernel family.
+CPU_SOURCE = CSRC / "cpu.c"
+FAMILY_SOURCES = sorted(p for p in CSRC.glob("*.c") if p != CPU_SOURCE)
+VARIANT_DIR = ROOT / "build" / "variants"
 
-# No -ffast-math (it would break NaN and Inf); -fno-math-errno only lets fma()/fabs() inline,
-# since no kernel reads errno. -fopenmp-simd honours `omp simd` even without OpenMP.
-FLAGS = ["-std=c99", "-O3", "-fno-math-errno", "-fopenmp-simd", "-Wall", "-Wextra", "-Wdouble-promotion"]
-# Where a kernel runs on AVX-512, let it use 512-bit vectors (GCC's tuning prefers 256).
-X86_FLAGS = ["-mprefer-vector-width=512"]
+# The variants of an x86-64 build with GCC >= 12, best first: name -> (its `#pragma GCC target`,
+# the x86-64 level, as gk_cpu_level() reports it, that a CPU needs to run it). AVX-512 code may use
+# 512-bit vectors (GCC's tuning prefers 256).
+X86_VARIANTS = {
+    "avx512": ("arch=x86-64-v4,prefer-vector-width=512", 4),
+    "avx2": ("arch=x86-64-v3", 3),
+    "baseline": ("arch=x86-64", 1),
+}
+# Elsewhere (another architecture or compiler, or a native build) a single variant, no pragma.
+SINGLE_VARIANTS = {"baseline": (None, 0), "native": (None, 0)}
+
+# No -ffast-math (it would break NaN and Inf). -fno-math-errno lets fma()/fabs() inline, since no
+# kernel reads errno. -fno-trapping-math lets a loop whose elements take either side of a select
+# (x > 0 ? x : a x, exp's range limits) run both sides in every lane and blend: without it GCC
+# keeps a floating-point operation that may raise an exception flag from running where the
+# source would not, which only AVX-512's masked instructions satisfy, and the AVX2 and baseline
+# variants stayed scalar. No kernel reads the flags, and NumPy clears them before its own
+# checks; results, NaN and Inf included, are the same IEEE values. -fopenmp-simd honours `omp
+# simd` even without OpenMP.
+FLAGS = ["-std=c99", "-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp-simd", "-Wall", "-Wextra",
+         "-Wdouble-promotion"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-Werror"]
 
 
@@ -56,12 +85,59 @@ def _compiles(flags: list[str], source: str) -> bool:
         return result.returncode == 0
 
 
+def _variants() -> dict[str, tuple[str | None, int]]:
+    """The variants this compiler and machine build."""
+    if os.environ.get("GRADKERNELS_NATIVE") == "1":
+        return {"native": SINGLE_VARIANTS["native"]}
+    # A compiler that does not know a target (or the pragma) fails this under -Werror.
+    probe = "".join(f'#pragma GCC push_options\n#pragma GCC target("{target}")\n'
+                    f'int probe_{name}(void) {{ return 0; }}\n#pragma GCC pop_options\n'
+                    for name, (target, _) in X86_VARIANTS.items())
+    if _compiles(["-Werror"], probe + "int main(void) { return 0; }\n"):
+        return dict(X86_VARIANTS)
+    return {"baseline": SINGLE_VARIANTS["baseline"]}
+
+
+def variant_unit(name: str, target: str | None) -> str:
+    """The translation unit of one variant: its target, its suffix, every kernel family."""
+    lines = [f"/* Written by csrc/build_cffi.py: the kernels of the {name} variant. */"]
+    if target:
+        lines.append(f'#pragma GCC target("{target}")')
+    lines.append(f"#define GK_VARIANT _{name}")
+    lines += [f'#include "{source.name}"' for source in FAMILY_SOURCES]
+    return "\n".join(lines) + "\n"
+
+
+def _write_units(variants) -> list[pathlib.Path]:
+    VARIANT_DIR.mkdir(parents=True, exist_ok=True)
+    units = []
+    for name, (target, _) in variants.items():
+        unit = VARIANT_DIR / f"{name}.c"
+        text = variant_unit(name, target)
+        if not unit.exists() or unit.read_text() != text:  # an unchanged unit keeps its object
+            unit.write_text(text)
+        units.append(unit)
+    return units
+
+
+def _cdef(variants) -> str:
+    """The header as cffi reads it, each kernel declared once per variant, and gk_variants()."""
+    text = _cdef_from_header(HEADER)
+    kernel = re.compile(r"^int (gk_\w+_f(?:32|64))(\(.*?\);)", re.S | re.M)
+    text = kernel.sub(lambda m: "\n".join(f"int {m[1]}_{name}{m[2]}" for name in variants), text)
+    return text + "\nconst char *gk_variants(void);\n"
+
+
+def _variants_function(variants) -> str:
+    """gk_variants(): "name=level name=level ...", best first."""
+    listing = " ".join(f"{name}={level}" for name, (_, level) in variants.items())
+    return f'static const char *gk_variants(void) {{ return "{listing}"; }}\n'
+
+
 def _flags() -> tuple[list[str], list[str]]:
     compile_args, link_args = list(FLAGS), []
     if os.environ.get("GRADKERNELS_NATIVE") == "1":
-        compile_args += ["-march=native", "-DGK_NATIVE"]
-    if _compiles(["-mprefer-vector-width=512"], "int main(void) { return 0; }\n"):
-        compile_args += X86_FLAGS
+        compile_args.append("-march=native")
     if _compiles(["-fopenmp"], "#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n"):
         compile_args.append("-fopenmp")
         link_args.append("-fopenmp")
@@ -74,13 +150,14 @@ def _flags() -> tuple[list[str], list[str]]:
 
 
 compile_args, link_args = _flags()
+variants = _variants()
 ffibuilder = FFI()
-ffibuilder.cdef(_cdef_from_header(HEADER))
+ffibuilder.cdef(_cdef(variants))
 ffibuilder.set_source(
     "gradkernels._ckernels",
-    '#include "gradkernels.h"',
-    sources=[str(p.relative_to(CSRC.parent)) for p in SOURCES],
-    include_dirs=[str(CSRC.relative_to(CSRC.parent))],
+    '#include "gradkernels.h"\n' + _variants_function(variants),
+    sources=[str(p.relative_to(ROOT)) for p in [CPU_SOURCE, *_write_units(variants)]],
+    include_dirs=[str(CSRC.relative_to(ROOT))],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
     libraries=["m"],

@@ -23,6 +23,23 @@ uint32_t gk_cpu_features(void)
     return features;
 }
 
+int gk_cpu_level(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+    __builtin_cpu_init();
+    /* The same tests as GCC's own dispatch: every feature each level names, and the OS's support
+     * for the wider registers. */
+    if (__builtin_cpu_supports("x86-64-v4")) return 4;
+    if (__builtin_cpu_supports("x86-64-v3")) return 3;
+    if (__builtin_cpu_supports("x86-64-v2")) return 2;
+    return 1;
+#elif defined(__x86_64__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int gk_openmp(void)
 {
 #ifdef _OPENMP

@@ -26,6 +26,11 @@ enum gk_cpu_feature {
  * what runtime dispatch between kernel variants keys on. */
 uint32_t gk_cpu_features(void);
 
+/* The x86-64 microarchitecture level of the running processor: 4 (AVX-512: x86-64-v4), 3 (AVX2 +
+ * FMA: x86-64-v3), 2 or 1 (the baseline); 0 on other architectures. A kernel variant runs where
+ * this is at least its level. */
+int gk_cpu_level(void);
+
 /* Whether this build runs kernels on several threads (it was compiled with OpenMP). */
 int gk_openmp(void);
 
@@ -37,7 +42,9 @@ enum gk_status {
     GK_BAD_ARGUMENT = 3  /* an argument outside its documented set */
 };
 
-/* The kernels. Every one comes as _f32 (float) and _f64 (double) and takes its outputs first, then
+/* The kernels. Every one comes as _f32 (float) and _f64 (double), and each of those once per ISA
+ * variant of the build, whose name it carries as a further suffix (gk_relu_forward_f32_avx2; the
+ * cffi cdef declares each variant, see csrc/build_cffi.py). Every kernel takes its outputs first, then
  * its inputs, then sizes, then scalar options, then `threads`, the most threads it may use (the
  * small ones run on one). Arrays are contiguous; sizes are positive element counts; an output may
  * be the very array of an input of the same shape, never a partial overlap of one. Formulas:

@@ -1,4 +1,4 @@
-/* What every kernel source shares: status codes, runtime ISA dispatch, OpenMP spelling, sizes. */
+/* What every kernel source shares: status codes, ISA variants, OpenMP spelling, sizes. */
 #ifndef GK_INTERNAL_H
 #define GK_INTERNAL_H
 
@@ -7,18 +7,17 @@
 
 #include "gradkernels.h"
 
-/* One build, fast here and safe anywhere: each public kernel is compiled for AVX-512, for AVX2 +
- * FMA and for the baseline ISA, and the loader picks the variant the running CPU supports (GCC's
- * ifunc-based target_clones; the OpenMP regions inside are cloned with it). GK_NATIVE (set by
- * GRADKERNELS_NATIVE=1 at build time) compiles for the build machine only, with no dispatch. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(GK_NATIVE) && __GNUC__ >= 12
-#define GK_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define GK_DISPATCH
+/* One build, fast here and safe anywhere: the kernel sources are compiled once per ISA variant
+ * (AVX-512, AVX2 + FMA, the x86-64 baseline), each translation unit under its own `#pragma GCC
+ * target` (csrc/build_cffi.py writes them), and every public kernel's name carries its variant's
+ * suffix, GK_VARIANT: gk_sigmoid_forward_f32_avx2. The Python package picks the variant per
+ * process from what the CPU runs and what GRADKERNELS_MAX_ISA allows (gk_cpu_level below). */
+#ifndef GK_VARIANT
+#error "compile the kernel sources through a variant unit that defines GK_VARIANT (csrc/build_cffi.py)"
 #endif
 
-/* The per-element and per-row helpers must be inlined into each dispatched variant: a call would
- * leave them compiled for the baseline ISA and stop the caller's loop from vectorizing. */
+/* The per-element and per-row helpers are inlined into each kernel: a call would stop the caller's
+ * loop from vectorizing. */
 #define GK_INLINE static inline __attribute__((always_inline))
 
 #define GK_STRINGIFY(x) #x

@@ -19,14 +19,16 @@ GK_INLINE const T *S(gk_gradient_row)(T *dz, const T *dy, const T *relu_output, 
     if (!relu_output)
         return dy;
     GK_OMP(simd)
-    for (int64_t j = 0; j < n; j++)
-        dz[j] = relu_output[j] > 0 ? dy[j] : (T)0;
+    for (int64_t j = 0; j < n; j++) {
+        T g = dy[j]; /* read unconditionally, so that the choice is a select */
+        dz[j] = relu_output[j] > 0 ? g : (T)0;
+    }
     return dz;
 }
 
 /* db = the sums over the rows of a C-ordered (rows, cols) dy, or of its masked dz (see
  * gk_gradient_row; relu_output and dz are NULL for a plain linear layer). */
-GK_DISPATCH int S(gk_bias_gradient)(T *db, T *dz, const T *dy, const T *relu_output, int64_t rows, int64_t cols)
+int GK_KERNEL(gk_bias_gradient)(T *db, T *dz, const T *dy, const T *relu_output, int64_t rows, int64_t cols)
 {
     double *totals = calloc((size_t)cols, sizeof *totals);
     T *partial = malloc((size_t)cols * sizeof *partial);
@@ -58,7 +60,7 @@ GK_DISPATCH int S(gk_bias_gradient)(T *db, T *dz, const T *dy, const T *relu_out
 
 /* The same for a Fortran-ordered dy (and relu_output, dz), read as C-ordered transposes: row j of
  * dy_t is column j of dy, and db[j] its sum. */
-GK_DISPATCH int S(gk_bias_gradient_transposed)(T *db, T *dz_t, const T *dy_t, const T *relu_output_t, int64_t rows,
+int GK_KERNEL(gk_bias_gradient_transposed)(T *db, T *dz_t, const T *dy_t, const T *relu_output_t, int64_t rows,
                                                int64_t cols)
 {
     for (int64_t j = 0; j < rows; j++) {
@@ -72,7 +74,7 @@ GK_DISPATCH int S(gk_bias_gradient_transposed)(T *db, T *dz_t, const T *dy_t, co
 
 /* y = relu(y + b) in place over a C-ordered (rows, cols) y, b NULL for none: linear_relu's bias
  * add and ReLU in one pass over the GEMM's output. NaN stays NaN, as in relu. */
-GK_DISPATCH int S(gk_bias_relu)(T *y, const T *b, int64_t rows, int64_t cols)
+int GK_KERNEL(gk_bias_relu)(T *y, const T *b, int64_t rows, int64_t cols)
 {
     for (int64_t i = 0; i < rows; i++) {
         T *row = y + i * cols;

@@ -122,7 +122,7 @@ GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_
 
 /* Integer labels, each in [0, classes) or equal to ignore_index, checked here before anything is
  * written: a bad label returns GK_BAD_LABEL and leaves the outputs untouched. */
-GK_DISPATCH int S(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int64_t *labels, const T *weight,
+int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int64_t *labels, const T *weight,
                                             int64_t rows, int64_t classes, int64_t ignore_index, double smoothing,
                                             double grad_scale, int threads)
 {
@@ -132,13 +132,13 @@ GK_DISPATCH int S(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const 
     double weight_sum = S(gk_total)(weight, classes);
     if (classes <= GK_FEW_CLASSES) {
         int64_t batches = (rows + GK_BATCH - 1) / GK_BATCH;
-        GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel_rows(rows, classes, threads)))
+        GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel_rows(rows, classes, threads)))
         for (int64_t k = 0; k < batches; k++)
             S(cross_entropy_batch)(dz, losses, z, labels, weight, k * GK_BATCH, GK_MIN(GK_BATCH, rows - k * GK_BATCH),
                                    classes, ignore_index, smoothing, grad_scale, weight_sum);
         return GK_OK;
     }
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel_rows(rows, classes, threads)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel_rows(rows, classes, threads)))
     for (int64_t r = 0; r < rows; r++) {
         T *dz_row = dz + r * classes;
         if (labels[r] == ignore_index) {
@@ -183,11 +183,11 @@ GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const 
     return gk_log_f64(sum_exp) * wq - wq_shift;
 }
 
-GK_DISPATCH int S(gk_softmax_cross_entropy_soft)(T *dz, T *losses, const T *z, const T *targets, const T *weight,
+int GK_KERNEL(gk_softmax_cross_entropy_soft)(T *dz, T *losses, const T *z, const T *targets, const T *weight,
                                                  int64_t rows, int64_t classes, double smoothing, double grad_scale,
                                                  int threads)
 {
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel_rows(rows, classes, threads)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel_rows(rows, classes, threads)))
     for (int64_t r = 0; r < rows; r++)
         losses[r] = (T)S(soft_cross_entropy_row)(dz + r * classes, z + r * classes, targets + r * classes, weight,
                                                  classes, smoothing, grad_scale);
@@ -247,17 +247,16 @@ GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *targe
 }
 
 /* In the two drivers below, each chunk's loss sum lands in partial[c]; gk_sum_chunks adds them in
- * chunk order. The parallel loop sits in each dispatched function itself: OpenMP outlines a
- * region into a function of its own, which is compiled per ISA only when its parent is. */
+ * chunk order. */
 
 /* losses may be NULL (a reduced loss needs only the sum). */
-GK_DISPATCH int S(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_sum, const T *z, const T *targets,
+int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_sum, const T *z, const T *targets,
                                                    int64_t n, double grad_scale, int threads)
 {
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel(n, threads, 2 * GK_CHUNK)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, 2 * GK_CHUNK)))
     for (int64_t c = 0; c < gk_chunks(n); c++) {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(bce_chunk)(dz + s, losses ? losses + s : NULL, z + s, targets + s, GK_MIN(n - s, GK_CHUNK),
@@ -267,13 +266,13 @@ GK_DISPATCH int S(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *los
     return GK_OK;
 }
 
-GK_DISPATCH int S(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, const T *target, int64_t n,
+int GK_KERNEL(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, const T *target, int64_t n,
                           double grad_scale, int threads)
 {
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
     for (int64_t c = 0; c < gk_chunks(n); c++) {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(mse_chunk)(dpred + s, losses ? losses + s : NULL, pred + s, target + s,

@@ -80,7 +80,8 @@ GK_INLINE double S(gk_weighted_shift)(const T *z, T m, const T *weight, int64_t 
     return s;
 }
 
-#else
+#elif !defined(GK_REDUCTIONS_H)
+#define GK_REDUCTIONS_H
 #include "internal.h"
 #include "vmath.h"
 

@@ -2,7 +2,7 @@
  * vectorized exp/tanh/... for users who want one. y may be x. */
 #ifdef T
 
-GK_DISPATCH int S(gk_vmath)(T *y, const T *x, int64_t n, int function)
+int GK_KERNEL(gk_vmath)(T *y, const T *x, int64_t n, int function)
 {
     switch (function) {
 #define APPLY(id, f)                                                                                                   \

@@ -31,18 +31,36 @@ def pytest_configure(config):
             raise pytest.UsageError(f"--backend {name}: not available here ({gk.backends()[name]['reason']})")
 
 
+# The kernels' own tests, which run once more per ISA variant of the C backend that this CPU runs
+# besides the one the process runs ("c-baseline" on an AVX2 machine).
+VARIANT_MODULES = {"test_activations", "test_softmax", "test_losses", "test_linear", "test_fused_linear",
+                   "test_fuzz", "test_validation", "test_worked_example", "test_torch_parity"}
+
+
+def _other_c_variants() -> list[str]:
+    if "c" not in AVAILABLE_BACKENDS:
+        return []
+    from gradkernels import _cbackend
+
+    return [variant for variant in _cbackend.RUNNABLE if variant != _cbackend.VARIANT]
+
+
 def pytest_generate_tests(metafunc):
     """The `bk` fixture's backends: every available one, or those named with --backend (.ci/run
-    runs the C backend alone under the sanitizers)."""
+    runs the C backend alone under the sanitizers), and in VARIANT_MODULES every other runnable
+    variant of the C backend."""
     if "bk" in metafunc.fixturenames:
-        chosen = metafunc.config.getoption("backend") or AVAILABLE_BACKENDS
+        chosen = list(metafunc.config.getoption("backend") or AVAILABLE_BACKENDS)
+        if "c" in chosen and metafunc.module.__name__ in VARIANT_MODULES:
+            chosen += [f"c-{variant}" for variant in _other_c_variants()]
         metafunc.parametrize("bk", chosen, indirect=True)
 
 
 @pytest.fixture
 def bk(request):
-    """The ops bound to each available backend in turn: the whole suite runs once per backend."""
-    return gk.backend(request.param)
+    """The ops bound to each available backend (or C variant) in turn: the suite runs once per backend."""
+    name, _, variant = request.param.partition("-")
+    return gk.backend(name, variant or None)
 
 
 @pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])

@@ -1,4 +1,8 @@
 import inspect
+import json
+import os
+import subprocess
+import sys
 import threading
 import types
 
@@ -15,11 +19,55 @@ def test_backends_reports_every_backend():
     info = gk.backends()
     assert set(info) == {"numpy", "numba", "c"}
     for name, entry in info.items():
-        assert set(entry) == {"available", "reason", "version", "threads"}
+        assert set(entry) == {"available", "reason", "version", "threads", "variant"}
         assert isinstance(entry["available"], bool)
         assert (entry["reason"] is None) == entry["available"], name
         assert isinstance(entry["threads"], int)
     assert info["numpy"]["available"] and info["numpy"]["version"] == np.__version__
+    assert info["numpy"]["variant"] is None
+
+
+_MAX_ISA_PROBE = "import json, gradkernels as gk; print(json.dumps(gk.backends()['c']))"
+
+
+@pytest.mark.skipif(not gk.backends()["c"]["available"], reason="needs the C backend")
+@pytest.mark.parametrize("cap", ["avx512", "avx2", "baseline", "AVX2 "])
+def test_max_isa_caps_the_c_variant_at_the_best_this_cpu_runs(cap):
+    """GRADKERNELS_MAX_ISA, read when the backend loads: the best runnable variant at or below the
+    cap, never one the CPU lacks (an AVX-512 cap on an AVX2 CPU runs AVX2)."""
+    from gradkernels import _cbackend
+
+    done = subprocess.run([sys.executable, "-c", _MAX_ISA_PROBE], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, GRADKERNELS_MAX_ISA=cap))
+    variant = json.loads(done.stdout)["variant"]
+    assert variant in _cbackend.RUNNABLE
+    order = list(_cbackend.MAX_ISA_LEVELS)
+    allowed = [v for v in _cbackend.RUNNABLE if v not in order or order.index(v) >= order.index(cap.strip().lower())]
+    assert variant == (allowed[0] if allowed else _cbackend.RUNNABLE[-1])
+
+
+@pytest.mark.skipif(not gk.backends()["c"]["available"], reason="needs the C backend")
+def test_an_unknown_max_isa_makes_the_c_backend_unavailable_with_the_reason():
+    done = subprocess.run([sys.executable, "-c", _MAX_ISA_PROBE], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, GRADKERNELS_MAX_ISA="sse9"))
+    entry = json.loads(done.stdout)
+    assert entry["available"] is False and "GRADKERNELS_MAX_ISA='sse9'" in entry["reason"]
+
+
+@pytest.mark.skipif(not gk.backends()["c"]["available"], reason="needs the C backend")
+def test_a_c_backend_bound_to_each_runnable_variant():
+    from gradkernels import _cbackend
+
+    x = np.linspace(-4, 4, 1000)
+    want = gk.backend("numpy").sigmoid(x)
+    for variant in _cbackend.RUNNABLE:
+        bound = gk.backend("c", variant)
+        assert bound.variant == variant and variant in repr(bound)
+        np.testing.assert_allclose(bound.sigmoid(x), want, rtol=1e-15)
+    with pytest.raises(ValueError, match="does not run here"):
+        gk.backend("c", "no-such-isa")
+    with pytest.raises(ValueError, match="no variants"):
+        gk.backend("numpy", "avx2")
 
 
 def test_default_is_auto_and_auto_resolves_to_an_available_backend():

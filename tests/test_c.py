@@ -31,13 +31,22 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 KERNELS = _backends.info("c").kernels
 
 
-def _apply(name, x):
-    y = np.empty_like(x)
-    fn = lib.gk_vmath_f32 if x.dtype == np.float32 else lib.gk_vmath_f64
-    ctype = "float[]" if x.dtype == np.float32 else "double[]"
-    status = fn(ffi.from_buffer(ctype, y), ffi.from_buffer(ctype, x), x.size, getattr(lib, f"GK_{name.upper()}"))
-    assert status == lib.GK_OK
-    return y
+@pytest.fixture(params=_cbackend.RUNNABLE)
+def variant(request):
+    """Each ISA variant of the build that this CPU runs."""
+    return request.param
+
+
+def _applier(variant):
+    def apply(name, x):
+        y = np.empty_like(x)
+        fn = _cbackend.functions("vmath", variant)[x.dtype]
+        ctype = "float[]" if x.dtype == np.float32 else "double[]"
+        status = fn(ffi.from_buffer(ctype, y), ffi.from_buffer(ctype, x), x.size, getattr(lib, f"GK_{name.upper()}"))
+        assert status == lib.GK_OK
+        return y
+
+    return apply
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,33 +56,35 @@ def _apply(name, x):
 @pytest.mark.skipif(not elementary.LONG_DOUBLE_ENOUGH, reason="needs an 80- or 128-bit long double as the exact reference")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", elementary.ULP_CASES)
-def test_elementary_function_worst_error(name, dtype):
+def test_elementary_function_worst_error(name, dtype, variant):
     x = elementary.sweep(name, dtype)
-    assert elementary.worst_ulp(name, x, _apply(name, x)) <= elementary.ULP_CASES[name][2]
+    assert elementary.worst_ulp(name, x, _applier(variant)(name, x)) <= elementary.ULP_CASES[name][2]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_elementary_functions_at_special_values(dtype):
-    elementary.check_special_values(_apply, dtype)
+def test_elementary_functions_at_special_values(dtype, variant):
+    elementary.check_special_values(_applier(variant), dtype)
 
 
 @pytest.mark.skipif(not elementary.LONG_DOUBLE_ENOUGH, reason="needs an 80- or 128-bit long double as the exact reference")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_exp_of_nonpositive_arguments_flushes_only_results_below_the_normal_range(dtype):
+def test_exp_of_nonpositive_arguments_flushes_only_results_below_the_normal_range(dtype, variant):
     """The softmax family's exp (arguments z - max z <= 0): exp's accuracy down to the smallest
     normal result, 0 below it."""
     info = np.finfo(dtype)
     normal_lo = np.log(info.tiny)
     x = np.concatenate([np.linspace(normal_lo, 0, 400_001), -np.geomspace(info.tiny, 1, 20_000)]).astype(dtype)
     x = x[x >= normal_lo]  # the float rounding of the end point may fall just below it
-    assert elementary.worst_ulp("exp", x, _apply("exp_nonpositive", x)) <= elementary.ULP_CASES["exp"][2]
+    apply = _applier(variant)
+    assert elementary.worst_ulp("exp", x, apply("exp_nonpositive", x)) <= elementary.ULP_CASES["exp"][2]
     special = np.array([np.nan, -np.inf, -0.0, 0.0, normal_lo - 1, -info.max], dtype)
-    np.testing.assert_array_equal(_apply("exp_nonpositive", special), np.array([np.nan, 0, 1, 1, 0, 0], dtype))
+    np.testing.assert_array_equal(apply("exp_nonpositive", special), np.array([np.nan, 0, 1, 1, 0, 0], dtype))
 
 
-def test_an_unknown_function_is_refused():
+def test_an_unknown_function_is_refused(variant):
     x = np.ones(4)
-    assert lib.gk_vmath_f64(ffi.from_buffer("double[]", x), ffi.from_buffer("double[]", x), 4, 99) == lib.GK_BAD_ARGUMENT
+    vmath = _cbackend.functions("vmath", variant)[x.dtype]
+    assert vmath(ffi.from_buffer("double[]", x), ffi.from_buffer("double[]", x), 4, 99) == lib.GK_BAD_ARGUMENT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,13 +141,13 @@ def test_every_status_becomes_an_exception(status, error):
 # Threads
 
 
-def _calls(rng):
+def _calls(rng, variant):
     """One call per parallel kernel family, each above its parallel threshold with a ragged tail."""
     n = 2 * (1 << 16) + 3 * (1 << 14) + 123
     z = rng.standard_normal((n // 100, 100)).astype(np.float32)
     t = rng.uniform(size=z.shape).astype(np.float32)
     labels = rng.integers(0, 100, z.shape[0])
-    c = gk.backend("c")
+    c = gk.backend("c", variant)
     return {
         "softmax_cross_entropy": lambda: c.softmax_cross_entropy(z, labels, label_smoothing=0.1),
         "soft targets": lambda: c.softmax_cross_entropy(z, t / t.sum(axis=1, keepdims=True)),
@@ -152,10 +163,10 @@ def _same(a, b):
     return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) for x, y in zip(a, b, strict=True))
 
 
-def test_results_are_bit_identical_for_every_thread_count(rng):
+def test_results_are_bit_identical_for_every_thread_count(rng, variant):
     before = gk.get_num_threads()
     try:
-        for name, call in _calls(rng).items():
+        for name, call in _calls(rng, variant).items():
             results = []
             for threads in range(1, _backends.MAX_THREADS + 1):
                 gk.set_num_threads(threads)
@@ -166,7 +177,7 @@ def test_results_are_bit_identical_for_every_thread_count(rng):
 
 
 def test_python_threads_calling_at_once_get_the_serial_results(rng):
-    calls = list(_calls(rng).values())
+    calls = list(_calls(rng, None).values())
     expected = [call() for call in calls]
 
     def work(_):
@@ -225,36 +236,70 @@ def _functions(path):
     return dict(re.findall(r"<([\w.]+)>:\n(.*?)(?=\n\n|\Z)", text, re.S))
 
 
-@pytest.mark.parametrize("kernel", ["sigmoid_forward", "tanh_forward", "softmax_forward", "softmax_cross_entropy",
-                                    "sigmoid_binary_cross_entropy"])
-@pytest.mark.parametrize("suffix", ["f32", "f64"])
-def test_transcendental_kernels_have_an_avx512_variant_that_is_vector_code_without_libm_calls(kernel, suffix):
+# A variant's vector code: instructions on its full-width registers; for the SSE2 baseline, packed
+# arithmetic, comparisons and integer operations on xmm registers (scalar code moves, zeroes, masks
+# and compares xmm registers too, never with these).
+_VECTOR_CODE = {
+    "avx512": re.compile(r"%zmm"),
+    "avx2": re.compile(r"%ymm"),
+    "baseline": re.compile(r"^\s*[0-9a-f]+:\s+((?!mov|xor|and|or|ucomi|comi|cvts|sqrts|unpck)\w+p[sd]|p(?!xor)\w+)\s.*%xmm",
+                           re.M),
+}
+# What a kernel may call: the OpenMP runtime, the allocator, memset; never libm.
+_ALLOWED_CALLS = re.compile(r"<(GOMP_|omp_|malloc|free|calloc|memset|memcpy|__stack_chk_fail|gk_)")
+
+
+def _kernel_code(functions, kernel, variant):
+    """The instructions of a kernel's variant and of the parallel regions OpenMP outlined from it."""
+    prefix = f"{kernel}_{variant}"
+    return "\n".join(code for name, code in functions.items() if name == prefix or name.startswith(prefix + "._omp_fn."))
+
+
+_X86_VARIANTS = [v for v in _cbackend.VARIANTS if v in _VECTOR_CODE]
+_KERNEL_NAMES = sorted({name.rsplit("_", 1)[0] for name in dir(lib) if re.fullmatch(r"gk_\w+_f(32|64)_baseline", name)})
+
+
+@pytest.mark.parametrize("variant", _X86_VARIANTS)
+def test_every_kernel_is_vector_code_in_every_variant_without_libm_calls(variant):
+    """Each variant of the build, whether this CPU runs it or not: a variant whose loops stayed scalar
+    (as the AVX2 one did under GCC's default -ftrapping-math) or call libm (fma on the baseline)
+    fails here, by name."""
     functions = _functions(_extension_path())
-    name = f"gk_{kernel}_{suffix}._omp_fn.0.arch_x86_64_v4"
-    if name not in functions:
-        pytest.skip("built without runtime dispatch (GRADKERNELS_NATIVE or a compiler without target_clones)")
-    code = functions[name]
-    assert re.search(r"\bv\w+\s+.*%zmm\d+", code), f"{name} has no 512-bit vector instructions"
-    assert not re.search(r"call\s+.*<(exp|expf|log|logf|tanh|tanhf)@", code), f"{name} calls libm"
-    assert f"gk_{kernel}_{suffix}.default" in functions, "no baseline variant for CPUs without AVX2"
+    scalar, calling = [], []
+    for kernel in _KERNEL_NAMES:
+        code = _kernel_code(functions, kernel, variant)
+        assert code, f"{kernel}_{variant} is not in the extension"
+        if not _VECTOR_CODE[variant].search(code):
+            scalar.append(kernel)
+        calls = re.findall(r"call\s+\w+\s+(<[^>]+>)", code)
+        calling += [f"{kernel}: {c}" for c in calls if not _ALLOWED_CALLS.match(c)]
+    assert not scalar, f"no {variant} vector code in {scalar}"
+    assert not calling, f"calls out of the kernels: {calling}"
 
 
-def _build_flags():
-    """The compile flags that pip install uses (csrc/build_cffi.py), as it computes them here."""
-    return runpy.run_path(str(ROOT / "csrc" / "build_cffi.py"))["compile_args"]
+def _build():
+    """csrc/build_cffi.py's namespace, as pip install runs it here."""
+    return runpy.run_path(str(ROOT / "csrc" / "build_cffi.py"))
 
 
-@pytest.mark.slow  # 7 sources compiled 3 times
+@pytest.mark.slow  # the kernel sources compiled 4 times
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
-@pytest.mark.parametrize("variant", [[], ["-DGK_NATIVE"], ["-fno-openmp"]], ids=["dispatch", "no-dispatch", "no-openmp"])
-def test_the_sources_compile_without_a_warning(tmp_path, variant):
-    """As pip builds them; also without runtime dispatch (GRADKERNELS_NATIVE, or a compiler other
-    than GCC) and without OpenMP."""
-    flags = [f for f in _build_flags() if not f.startswith("-fsanitize")] + ["-Werror", "-fPIC", "-I", str(ROOT / "csrc")]
-    for source in sorted((ROOT / "csrc").glob("*.c")):
-        command = ["cc", *flags, *variant, "-c", str(source), "-o", str(tmp_path / "out.o")]
+@pytest.mark.parametrize("options", [[], ["-march=native"], ["-fno-openmp"]], ids=["variants", "native", "no-openmp"])
+def test_the_sources_compile_without_a_warning(tmp_path, options):
+    """Every variant unit as pip builds it; also the native build's (GRADKERNELS_NATIVE) and
+    without OpenMP."""
+    build = _build()
+    flags = [f for f in build["compile_args"] if not f.startswith("-fsanitize")] + ["-Werror", "-fPIC", "-I",
+                                                                                     str(ROOT / "csrc")]
+    units = {"native": None} if options == ["-march=native"] else build["variants"]
+    sources = {"cpu": (ROOT / "csrc" / "cpu.c").read_text()}
+    sources.update({name: build["variant_unit"](name, units[name][0] if units[name] else None) for name in units})
+    for name, text in sources.items():
+        source = tmp_path / f"{name}.c"
+        source.write_text(text)
+        command = ["cc", *flags, *options, "-c", str(source), "-o", str(tmp_path / "out.o")]
         done = subprocess.run(command, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, f"{name}: {done.stderr}"
 
 
 def _install(tmp_path, env):

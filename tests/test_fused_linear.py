@@ -9,7 +9,7 @@ import pytest
 
 import gradkernels as gk
 from gradkernels import _ops
-from helpers import LAYOUTS, assert_close, layout, unchanged
+from helpers import LAYOUTS, assert_close, layout, linear_cross_entropy_error, product_error, sum_error, unchanged
 
 
 def _layer(rng, dtype, n=9, d=5, h=7):
@@ -34,8 +34,8 @@ def test_linear_relu_is_relu_of_linear(bk, dtype, rng, n, d, h):
     with unchanged(x, w, b):
         a, a_nobias = bk.linear_relu(x, w, b), bk.linear_relu(x, w)
     assert a.dtype == dtype and a.shape == (n, h)
-    assert_close(a, np.maximum(x64 @ w64 + b64, 0), dtype)
-    assert_close(a_nobias, np.maximum(x64 @ w64, 0), dtype)
+    assert_close(a, np.maximum(x64 @ w64 + b64, 0), dtype, error=product_error(x64, w64, dtype, plus=b64))
+    assert_close(a_nobias, np.maximum(x64 @ w64, 0), dtype, error=product_error(x64, w64, dtype))
     assert np.all(a >= 0) and np.any(a == 0)
 
 
@@ -49,9 +49,9 @@ def test_linear_relu_backward_masks_then_backpropagates(bk, dtype, rng, n, d, h)
     dz = np.where(a > 0, da, 0).astype(np.float64)
     x64, w64 = _f64(x, w)
     assert dx.dtype == dw.dtype == db.dtype == dtype
-    assert_close(dx, dz @ w64.T, dtype)
-    assert_close(dw, x64.T @ dz, dtype)
-    assert_close(db, dz.sum(0), dtype)
+    assert_close(dx, dz @ w64.T, dtype, error=product_error(dz, w64.T, dtype))
+    assert_close(dw, x64.T @ dz, dtype, error=product_error(x64.T, dz, dtype))
+    assert_close(db, dz.sum(0), dtype, error=sum_error(dz, dtype))
     dx2, dw2, no_db = bk.linear_relu_backward(da, a, x, w, with_bias=False)
     assert no_db is None
     np.testing.assert_array_equal(dx2, dx)
@@ -90,11 +90,15 @@ def test_linear_relu_layouts(bk, dtype, rng, kind):
     a = bk.linear_relu(x, w, b)
     da = rng.standard_normal(a.shape).astype(dtype)
     grads = bk.linear_relu_backward(da, a, x, w)
-    assert_close(bk.linear_relu(layout(x, kind), layout(w, kind), layout(b, kind)), a, dtype)
+    x64, w64, b64 = _f64(x, w, b)
+    assert_close(bk.linear_relu(layout(x, kind), layout(w, kind), layout(b, kind)), a, dtype,
+                 error=2 * product_error(x64, w64, dtype, plus=b64))
+    dz = np.where(a > 0, da, 0).astype(np.float64)
+    errors = [2 * product_error(dz, w64.T, dtype), 2 * product_error(x64.T, dz, dtype), 2 * sum_error(dz, dtype)]
     for da_kind, a_kind in ((kind, kind), (kind, "C"), ("C", kind)):
         got = bk.linear_relu_backward(layout(da, da_kind), layout(a, a_kind), layout(x, kind), layout(w, kind))
-        for g, want in zip(got, grads, strict=True):
-            assert_close(g, want, dtype)
+        for g, want, error in zip(got, grads, errors, strict=True):
+            assert_close(g, want, dtype, error=error)
 
 
 def test_linear_relu_out(bk, dtype, rng):
@@ -113,12 +117,13 @@ def test_linear_relu_out(bk, dtype, rng):
 def test_linear_relu_degenerate_shapes(bk, dtype, rng, n, d, h):
     x, w, b = _layer(rng, dtype, n, d, h)
     a = bk.linear_relu(x, w, b)
-    assert_close(a, np.maximum(x.astype(float) @ w.astype(float) + b, 0), dtype)
+    assert_close(a, np.maximum(x.astype(float) @ w.astype(float) + b, 0), dtype)  # no products: exact
     da = rng.standard_normal((n, h)).astype(dtype)
     dx, dw, db = bk.linear_relu_backward(da, a, x, w)
     assert (dx.shape, dw.shape, db.shape) == ((n, d), (d, h), (h,))
     assert np.all(dx == 0) and np.all(dw == 0)
-    assert_close(db, np.where(a > 0, da, 0).astype(float).sum(0), dtype)
+    dz = np.where(a > 0, da, 0).astype(float)
+    assert_close(db, dz.sum(0), dtype, error=sum_error(dz, dtype))
 
 
 def test_linear_relu_validation(bk):
@@ -151,14 +156,17 @@ def _unfused(bk, x, w, b, labels, **options):
     return (loss, *bk.linear_backward(g, x, w, with_bias=b is not None))
 
 
-def _assert_results_close(got, want, dtype):
+def _assert_results_close(got, want, dtype, x, w, b, labels, **options):
+    """Two results of (loss, dx, dw, db) for these operands, each within linear_cross_entropy_error
+    of the exact value."""
     assert len(got) == len(want) == 4
-    for g, w_ in zip(got, want, strict=True):
+    errors = linear_cross_entropy_error(x, w, b, labels, dtype, **options)
+    for g, w_, error in zip(got, want, errors, strict=True):
         if w_ is None:
             assert g is None
         else:
             assert np.asarray(g).dtype == dtype
-            assert_close(g, w_, dtype)
+            assert_close(g, w_, dtype, error=2 * error)
 
 
 @pytest.mark.parametrize("reduction,smoothing,weighted",
@@ -168,14 +176,15 @@ def test_linear_cross_entropy_is_the_unfused_path(bk, dtype, rng, reduction, smo
     options = dict(reduction=reduction, label_smoothing=smoothing, weight=weight if weighted else None)
     with unchanged(x, w, b, labels, weight):
         got = bk.linear_cross_entropy(x, w, b, labels, chunk_size=5, **options)
-    _assert_results_close(got, _unfused(bk, x, w, b, labels, **options), dtype)
+    _assert_results_close(got, _unfused(bk, x, w, b, labels, **options), dtype, x, w, b, labels, **options)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 7, 22, 23, 24, 1000, None])
 def test_linear_cross_entropy_is_the_same_for_every_chunk_size(bk, dtype, rng, chunk_size):
     x, w, b, labels, weight = _classification(rng, dtype)
     whole = bk.linear_cross_entropy(x, w, b, labels, weight=weight, chunk_size=len(x))
-    _assert_results_close(bk.linear_cross_entropy(x, w, b, labels, weight=weight, chunk_size=chunk_size), whole, dtype)
+    _assert_results_close(bk.linear_cross_entropy(x, w, b, labels, weight=weight, chunk_size=chunk_size), whole, dtype,
+                          x, w, b, labels, weight=weight)
 
 
 def test_linear_cross_entropy_default_chunk_follows_the_memory_budget(bk, monkeypatch, rng):
@@ -198,7 +207,7 @@ def test_linear_cross_entropy_without_bias(bk, dtype, rng):
     x, w, _, labels, _ = _classification(rng, dtype)
     got = bk.linear_cross_entropy(x, w, None, labels, chunk_size=4)
     assert got[3] is None
-    _assert_results_close(got, _unfused(bk, x, w, None, labels), dtype)
+    _assert_results_close(got, _unfused(bk, x, w, None, labels), dtype, x, w, None, labels)
 
 
 def test_linear_cross_entropy_against_finite_differences(bk, rng):
@@ -221,7 +230,7 @@ def test_linear_cross_entropy_layouts(bk, dtype, rng, kind):
     x, w, b, labels, _ = _classification(rng, dtype)
     want = bk.linear_cross_entropy(x, w, b, labels, chunk_size=6)
     got = bk.linear_cross_entropy(layout(x, kind), layout(w, kind), layout(b, kind), layout(labels, kind), chunk_size=6)
-    _assert_results_close(got, want, dtype)
+    _assert_results_close(got, want, dtype, x, w, b, labels)
 
 
 def test_linear_cross_entropy_all_rows_ignored(bk, dtype, rng):
@@ -236,7 +245,7 @@ def test_linear_cross_entropy_degenerate_shapes(bk, dtype, rng, n, d):
     x, w, b, labels, _ = _classification(rng, dtype, n=n, d=d, c=4)
     got = bk.linear_cross_entropy(x, w, b, labels, chunk_size=2)
     assert (got[1].shape, got[2].shape, got[3].shape) == ((n, d), (d, 4), (4,))
-    _assert_results_close(got, _unfused(bk, x, w, b, labels), dtype)
+    _assert_results_close(got, _unfused(bk, x, w, b, labels), dtype, x, w, b, labels)
 
 
 def test_linear_cross_entropy_validation(bk, rng):
@@ -266,7 +275,7 @@ def test_linear_cross_entropy_split_across_calls_with_the_whole_denominator(bk, 
     labels = np.array([0, 3, -100, 1, 2, 2, -100, 0, 1])
     whole = bk.linear_cross_entropy(x, w, b, labels)
     parts = [bk.linear_cross_entropy(x[s], w, b, labels[s], denominator=7) for s in (slice(0, 4), slice(4, 9))]
-    assert_close(sum(float(p[0]) for p in parts), whole[0], dtype)
-    assert_close(np.concatenate([p[1] for p in parts]), whole[1], dtype)
-    assert_close(parts[0][2] + parts[1][2], whole[2], dtype)
-    assert_close(parts[0][3] + parts[1][3], whole[3], dtype)
+    parted = (dtype.type(sum(float(p[0]) for p in parts)), np.concatenate([p[1] for p in parts]), parts[0][2] + parts[1][2],
+              parts[0][3] + parts[1][3])
+    # the two parts' sums add one more rounding of their magnitudes, inside the doubled bounds
+    _assert_results_close(parted, whole, dtype, x, w, b, labels)

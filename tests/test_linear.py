@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import gradkernels as gk
-from helpers import LAYOUTS, assert_close, layout, unchanged
+from helpers import LAYOUTS, assert_close, layout, product_error, sum_error, unchanged
 
 
 def _problem(rng, dtype, n=6, d=4, h=3):
@@ -25,11 +25,19 @@ def test_forward_and_backward_match_closed_form(bk, dtype, rng, n, d, h):
         y, y_nobias = bk.linear(x, w, b), bk.linear(x, w)
         dx, dw, db = bk.linear_backward(dy, x, w)
     assert y.dtype == dx.dtype == dw.dtype == db.dtype == dtype
-    assert_close(y, x64 @ w64 + b64, dtype)
-    assert_close(y_nobias, x64 @ w64, dtype)
-    assert_close(dx, dy64 @ w64.T, dtype)
-    assert_close(dw, x64.T @ dy64, dtype)
-    assert_close(db, dy64.sum(0), dtype)
+    assert_close(y, x64 @ w64 + b64, dtype, error=product_error(x64, w64, dtype, plus=b64))
+    assert_close(y_nobias, x64 @ w64, dtype, error=product_error(x64, w64, dtype))
+    assert_close(dx, dy64 @ w64.T, dtype, error=product_error(dy64, w64.T, dtype))
+    assert_close(dw, x64.T @ dy64, dtype, error=product_error(x64.T, dy64, dtype))
+    assert_close(db, dy64.sum(0), dtype, error=sum_error(dy64, dtype))
+
+
+def _errors(x, w, b, dy, dtype):
+    """The product_error of linear(x, w, b) and of linear_backward(dy, x, w)'s dx, dw, db, doubled:
+    for two results of the same dtype, each within its own from the exact value."""
+    x, w, b, dy = _f64(x, w, b, dy)
+    return 2 * product_error(x, w, dtype, plus=b), [2 * product_error(dy, w.T, dtype),
+                                                     2 * product_error(x.T, dy, dtype), 2 * sum_error(dy, dtype)]
 
 
 def test_without_bias_db_is_none(bk, dtype, rng):
@@ -52,25 +60,27 @@ def test_layouts(bk, dtype, rng, kind):
     x, w, b, dy = _problem(rng, dtype)
     y = bk.linear(x, w, b)
     grads = bk.linear_backward(dy, x, w)
-    assert_close(bk.linear(layout(x, kind), layout(w, kind), layout(b, kind)), y, dtype)
-    for got, want in zip(bk.linear_backward(layout(dy, kind), layout(x, kind), layout(w, kind)), grads, strict=True):
-        assert_close(got, want, dtype)
+    y_error, grad_errors = _errors(x, w, b, dy, dtype)
+    assert_close(bk.linear(layout(x, kind), layout(w, kind), layout(b, kind)), y, dtype, error=y_error)
+    got_grads = bk.linear_backward(layout(dy, kind), layout(x, kind), layout(w, kind))
+    for got, want, error in zip(got_grads, grads, grad_errors, strict=True):
+        assert_close(got, want, dtype, error=error)
 
 
 def test_out_receives_the_result(bk, dtype, rng):
-    x, w, b, _ = _problem(rng, dtype)
+    x, w, b, dy = _problem(rng, dtype)
     expected = bk.linear(x, w, b)
     for out in (np.empty((6, 3), dtype), np.empty((6, 3), dtype, order="F"), np.empty((6, 6), dtype)[:, ::2]):
         assert bk.linear(x, w, b, out=out) is out
-        assert_close(out, expected, dtype)
+        assert_close(out, expected, dtype, error=_errors(x, w, b, dy, dtype)[0])
 
 
 def test_out_overlapping_an_input_is_still_correct(bk, dtype, rng):
     x = rng.standard_normal((4, 4)).astype(dtype)
     w = rng.standard_normal((4, 4)).astype(dtype)
-    expected = bk.linear(x, w)
+    expected, error = bk.linear(x, w), 2 * product_error(x, w, dtype)
     bk.linear(x, w, out=x)  # BLAS must not read x while writing it
-    assert_close(x, expected, dtype)
+    assert_close(x, expected, dtype, error=error)
 
 
 @pytest.mark.parametrize("n,d,h", [(0, 3, 2), (4, 0, 2), (4, 3, 0), (0, 0, 0)])
@@ -92,4 +102,4 @@ def test_bias_sum_is_accurate_in_float32(bk):
     dy = np.full((n, 2), 0.1, np.float32)
     x, w = np.ones((n, 1), np.float32), np.ones((1, 2), np.float32)
     _, _, db = bk.linear_backward(dy, x, w)
-    assert_close(db, np.full(2, n * np.float64(np.float32(0.1))), np.float32)
+    assert_close(db, np.full(2, n * np.float64(np.float32(0.1))), np.float32)  # not sum_error: far tighter

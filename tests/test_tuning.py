@@ -24,11 +24,20 @@ def cache(tmp_path, monkeypatch):
     _tuning.forget()
 
 
+def _file(table: dict, variant=None) -> str:
+    """A table file holding `table` for `variant` (by default the C variant in force)."""
+    return json.dumps({"tables": {variant or _tuning.variant() or "none": {"cpu": "test", "table": table}}})
+
+
 def _write(table: dict) -> None:
     path = _tuning.table_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cpu": "test", "table": table}))
+    path.write_text(_file(table))
     _tuning.forget()
+
+
+def _stored(path, variant=None) -> dict:
+    return json.loads(path.read_text())["tables"][variant or _tuning.variant() or "none"]["table"]
 
 
 def _spy(monkeypatch, backend_name, kernel):
@@ -74,18 +83,30 @@ def test_without_a_table_auto_takes_the_default_order(cache):
     assert _tuning.choose("relu", np.ones(10, np.float32)) == "auto"
 
 
-def test_the_shipped_table_covers_every_case_the_bench_measures_with_backends_we_have():
-    stored = json.loads(_tuning.SHIPPED.read_text())["table"]
+@pytest.mark.parametrize("variant", ["avx512", "avx2", "baseline"])
+def test_the_shipped_table_covers_every_case_the_bench_measures_with_backends_we_have(variant):
+    stored = _stored(_tuning.SHIPPED, variant)
     expected = {_tuning.key(op, dtype, size) for op in _bench.OPS for dtype in ("float32", "float64")
                 for size in _bench.SIZES}
     assert set(stored) == expected
     assert set(stored.values()) <= set(_backends.NAMES)
 
 
+def test_auto_follows_the_table_of_the_c_variant_in_force(cache):
+    if _tuning.variant() is None:
+        pytest.skip("needs the C backend")
+    path = _tuning.table_path()
+    path.parent.mkdir(parents=True)
+    tables = {"tables": {"some-other-isa": {"cpu": "test", "table": {"relu/float32/small": "numpy"}},
+                         _tuning.variant(): {"cpu": "test", "table": {"relu/float32/small": "c"}}}}
+    path.write_text(json.dumps(tables))
+    assert _tuning.choose("relu", np.ones(10, np.float32)) == "c"
+
+
 def test_without_this_machines_table_auto_follows_the_shipped_one(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     shipped = tmp_path / "shipped.json"
-    shipped.write_text(json.dumps({"cpu": "test", "table": {"relu/float32/small": "numpy"}}))
+    shipped.write_text(_file({"relu/float32/small": "numpy"}))
     monkeypatch.setattr(_tuning, "SHIPPED", shipped)
     _tuning.forget()
     try:
@@ -121,7 +142,8 @@ def test_a_table_naming_an_unavailable_or_unknown_backend_is_not_followed(cache)
     assert _tuning.choose("sigmoid", np.ones(10, np.float32)) == "numpy"
 
 
-@pytest.mark.parametrize("content", ["not json", "[]", '{"table": {"relu": "c"}}', '{"table": 3}'])
+@pytest.mark.parametrize("content", ["not json", "[]", '{"table": {"relu": "c"}}', '{"tables": 3}',
+                                     '{"tables": {"avx2": {"table": {"relu": "c"}}, "baseline": 3}}'])
 def test_an_unreadable_table_is_ignored(cache, content):
     path = _tuning.table_path()
     path.parent.mkdir(parents=True)
@@ -132,10 +154,13 @@ def test_an_unreadable_table_is_ignored(cache, content):
 
 def test_tune_output_writes_the_table_elsewhere(cache, capsys):
     target = cache / "elsewhere" / "tuned.json"
+    target.parent.mkdir()
+    target.write_text(_file({"relu/float32/small": "numpy"}, variant="another-variant"))
     assert cli.main(["tune", "--op", "relu", "--size", "small", "--dtype", "float64", "--repeat", "2", "--warmup", "1",
                      "--output", str(target)]) == 0
     assert str(target) in capsys.readouterr().out
-    assert list(json.loads(target.read_text())["table"]) == ["relu/float64/small"]
+    assert list(_stored(target)) == ["relu/float64/small"]
+    assert _stored(target, "another-variant") == {"relu/float32/small": "numpy"}  # kept
     assert not _tuning.table_path().exists()
 
 
@@ -143,7 +168,7 @@ def test_tune_writes_the_fastest_backend_per_row_where_auto_finds_it(cache, caps
     assert cli.main(["tune", "--op", "mse", "--size", "small", "--dtype", "float32", "--repeat", "2", "--warmup", "1"]) == 0
     out = capsys.readouterr().out
     assert str(_tuning.table_path()) in out
-    stored = json.loads(_tuning.table_path().read_text())["table"]
+    stored = _stored(_tuning.table_path())
     available = [n for n, b in gk.backends().items() if b["available"]]
     assert list(stored) == ["mse/float32/small"] and stored["mse/float32/small"] in available
     assert _tuning.choose("mse", np.ones(10, np.float32)) == stored["mse/float32/small"]

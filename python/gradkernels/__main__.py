@@ -54,6 +54,17 @@ def _cpu_features() -> str:
     return " ".join(sorted(names)) or "none of those gradkernels knows"
 
 
+def _c_variants() -> str:
+    """The C build's ISA variants, which of them this CPU runs, and the one that runs."""
+    try:
+        from . import _cbackend
+    except (ImportError, ValueError) as exc:
+        return f"unavailable ({exc})"
+    runs = ", ".join(f"{name}{'' if name in _cbackend.RUNNABLE else ' (not on this CPU)'}"
+                     for name in _cbackend.VARIANTS)
+    return f"{runs}; running {_cbackend.VARIANT} (GRADKERNELS_MAX_ISA caps it)"
+
+
 def _blas() -> str:
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -85,7 +96,8 @@ def info(_args) -> int:
         ("threads", f"{_backends.get_num_threads()} (gradkernels.set_num_threads)"),
         ("blas", _blas()),
     ]
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
+    lines.append(("c variants", _c_variants()))
+    for var in ("GRADKERNELS_MAX_ISA", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
         if var in os.environ:
             lines.append((var, os.environ[var]))
     chosen = _backends.get_backend()
@@ -94,10 +106,10 @@ def info(_args) -> int:
     for key, value in lines:
         print(f"{key:<{width}}  {value}")
     print()
-    print(f"{'backend':<8} {'available':<10} {'version':<10} {'threads':<8} reason")
+    print(f"{'backend':<8} {'available':<10} {'version':<10} {'threads':<8} {'variant':<9} reason")
     for name, b in _backends.backends().items():
         print(f"{name:<8} {'yes' if b['available'] else 'no':<10} {b['version'] or '-':<10} "
-              f"{b['threads']:<8} {b['reason'] or ''}")
+              f"{b['threads']:<8} {b['variant'] or '-':<9} {b['reason'] or ''}")
     return 0
 
 
@@ -143,6 +155,13 @@ def check(args) -> int:
     return 1 if failed else 0
 
 
+def _variant_line() -> str:
+    c = _backends.backends()["c"]
+    cap = os.environ.get("GRADKERNELS_MAX_ISA")
+    return (f"c backend: the {c['variant']} variant" + (f" (GRADKERNELS_MAX_ISA={cap})" if cap else "")
+            if c["available"] else f"c backend unavailable: {c['reason']}")
+
+
 def bench(args) -> int:
     names = _backend_names(args)
     if "numpy" not in names:
@@ -156,6 +175,7 @@ def bench(args) -> int:
     print(f"copy bandwidth (the limit): {result['copy_bandwidth_bytes_per_second'] / 1e9:.1f} GB/s, "
           f"64 MiB into a fresh array; {result['threads']} threads; median of {args.repeat} calls per entrant, "
           f"round-robin, fresh outputs")
+    print(_variant_line())
     print(_bench.table(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -174,6 +194,7 @@ def tune(args) -> int:
                         names, repeat=args.repeat, warmup=args.warmup, with_torch=False, with_auto=False)
     path = pathlib.Path(args.output) if args.output else _tuning.table_path()
     found = _tuning.tune(result, path)
+    print(_variant_line())
     print(_bench.table(result))
     print()
     counts = {name: list(found.values()).count(name) for name in names}

@@ -67,6 +67,7 @@ class BackendInfo:
     reason: str | None
     version: str | None
     parallel: bool = False  # whether its kernels follow set_num_threads
+    variant: str | None = None  # the code its kernels run: the C build's ISA variant, Numba's target CPU
 
     @property
     def available(self) -> bool:
@@ -101,7 +102,10 @@ def _load_numba() -> BackendInfo:
     from . import kernels
     from .kernels._jit import THREAD_SAFE
 
-    return BackendInfo("numba", _namespace(kernels), None, numba.__version__, parallel=THREAD_SAFE)
+    import llvmlite.binding
+
+    target = numba.config.CPU_NAME or llvmlite.binding.get_host_cpu_name()
+    return BackendInfo("numba", _namespace(kernels), None, numba.__version__, parallel=THREAD_SAFE, variant=target)
 
 
 def _load_c() -> BackendInfo:
@@ -109,8 +113,11 @@ def _load_c() -> BackendInfo:
         from . import _cbackend
     except ImportError as exc:  # not built (no C compiler at install time) or not loadable
         return BackendInfo("c", None, f"the C extension failed to import: {exc}", None)
+    except ValueError as exc:  # GRADKERNELS_MAX_ISA names no ISA
+        return BackendInfo("c", None, str(exc), None)
     # Built without OpenMP, its kernels run on one thread.
-    return BackendInfo("c", _namespace(_cbackend), None, _version(), parallel=_cbackend.OPENMP)
+    return BackendInfo("c", _cbackend.kernels(_cbackend.VARIANT), None, _version(), parallel=_cbackend.OPENMP,
+                       variant=_cbackend.VARIANT)
 
 
 def _version() -> str:
@@ -188,9 +195,11 @@ def use_backend(name: str) -> Iterator[None]:
 
 
 def backends() -> dict[str, dict[str, object]]:
-    """Every backend by name: whether it is available, why not, its version and thread count."""
+    """Every backend by name: whether it is available, why not, its version, thread count and
+    variant (the C backend's ISA variant, Numba's target CPU; None for NumPy)."""
     return {
-        name: {"available": b.available, "reason": b.reason, "version": b.version, "threads": b.threads}
+        name: {"available": b.available, "reason": b.reason, "version": b.version, "threads": b.threads,
+               "variant": b.variant}
         for name in NAMES
         for b in (info(name),)
     }

@@ -1,6 +1,12 @@
 """The C backend: the kernels of the contract (gradkernels._backends.KERNELS), each a call into the
 cffi extension gradkernels._ckernels built from csrc/.
 
+The extension holds every kernel once per ISA variant of its build (csrc/build_cffi.py): AVX-512,
+AVX2 + FMA and the x86-64 baseline, or a single one. VARIANT is the one this process runs: the
+best the CPU executes, at most GRADKERNELS_MAX_ISA (avx512, avx2 or baseline) where that is set
+when the backend loads; `kernels(variant)` gives any other that the CPU executes (RUNNABLE), for
+tests and benchmarks.
+
 The API layer has validated and laid out every argument before a kernel runs; this glue still
 checks each array's type, dtype, contiguity, size and writability against the sizes it passes to C
 (a few attribute reads), so that no call from Python, however it reaches these functions, can make
@@ -9,6 +15,8 @@ GIL for the duration of each C call.
 """
 
 import functools
+import os
+import types
 
 import numpy as np
 
@@ -17,6 +25,29 @@ from ._ckernels import ffi, lib
 from .reference.linear import backward_kernels, linear_forward
 
 OPENMP = bool(lib.gk_openmp())
+
+# What GRADKERNELS_MAX_ISA may name, and the x86-64 level (gk_cpu_level) each stands for.
+MAX_ISA_LEVELS = {"avx512": 4, "avx2": 3, "baseline": 1}
+
+# The build's variants, best first, and the level a CPU needs to run each (0: any).
+VARIANTS: dict[str, int] = {name: int(level) for name, level in
+                            (item.split("=") for item in ffi.string(lib.gk_variants()).decode().split())}
+CPU_LEVEL = lib.gk_cpu_level()
+RUNNABLE = tuple(name for name, level in VARIANTS.items() if level <= CPU_LEVEL)
+
+
+def choose_variant(max_isa: str | None) -> str:
+    """The best runnable variant at or below `max_isa` (None or "": no cap). A cap below every
+    variant of the build (there is one, the native build's) leaves that one."""
+    if not max_isa:
+        return RUNNABLE[0]
+    if max_isa not in MAX_ISA_LEVELS:
+        raise ValueError(f"GRADKERNELS_MAX_ISA={max_isa!r}: choose one of {', '.join(MAX_ISA_LEVELS)}")
+    allowed = [name for name in RUNNABLE if VARIANTS[name] <= MAX_ISA_LEVELS[max_isa]]
+    return allowed[0] if allowed else RUNNABLE[-1]
+
+
+VARIANT = choose_variant(os.environ.get("GRADKERNELS_MAX_ISA", "").strip().lower())
 
 _FLOAT_POINTERS = {np.dtype(np.float32): ffi.typeof("float[]"), np.dtype(np.float64): ffi.typeof("double[]")}
 _SUFFIXES = {np.dtype(np.float32): "_f32", np.dtype(np.float64): "_f64"}
@@ -30,13 +61,13 @@ def _implements(name):
     return functools.wraps(getattr(reference, name), assigned=("__name__", "__qualname__", "__doc__"))
 
 
-def _variants(name: str) -> dict:
-    """The C function of kernel `name` for each float dtype."""
-    return {dtype: getattr(lib, f"gk_{name}{suffix}") for dtype, suffix in _SUFFIXES.items()}
+def functions(name: str, variant: str) -> dict:
+    """The C function of kernel `name` in `variant` for each float dtype."""
+    return {dtype: getattr(lib, f"gk_{name}{suffix}_{variant}") for dtype, suffix in _SUFFIXES.items()}
 
 
 def _select(variants: dict, arr):
-    """The variant for `arr`'s dtype, and that dtype."""
+    """The function for `arr`'s dtype, and that dtype."""
     dtype = getattr(arr, "dtype", None)
     if dtype not in variants:
         raise ValueError("C kernel arrays must be float32 or float64 NumPy arrays")
@@ -79,19 +110,28 @@ def _check(status: int) -> None:
         raise error(message)
 
 
+def _row_shape(z) -> tuple[int, int]:
+    if z.ndim != 2:
+        raise ValueError("C row kernels take 2-D arrays")
+    return z.shape
+
+
+def _mask(mask, n, *, output=False):
+    return _array(mask, _UINT8, (n + 7) // 8, output=output, pointer=_UINT8_POINTER)
+
+
 # ---------------------------------------------------------------------------------------------
-# Kernels over arrays of one dtype and size: activations, softmax family
+# Kernel factories: each takes the C functions of one kernel in one variant (dtype -> function)
 
 
-def _map(name, *, rows=False, option=False):
+def _map(name, fns, *, rows=False, option=False):
     """Kernel `name` called as (out, *inputs), or (out, *inputs, option) with a float option passed
     after the sizes (leaky ReLU's slope); the arrays are 1-D of n elements, or with `rows` 2-D
     (rows, classes)."""
-    variants = _variants(name)
 
     def kernel(out, *args):
         inputs, options = (args[:-1], (float(args[-1]),)) if option else (args, ())
-        fn, dt = _select(variants, inputs[0])
+        fn, dt = _select(fns, inputs[0])
         n = inputs[0].size
         sizes = _row_shape(inputs[0]) if rows else (n,)
         pointers = [_array(a, dt, n) for a in inputs]
@@ -100,81 +140,51 @@ def _map(name, *, rows=False, option=False):
     return _implements(name)(kernel)
 
 
-def _row_shape(z) -> tuple[int, int]:
-    if z.ndim != 2:
-        raise ValueError("C row kernels take 2-D arrays")
-    return z.shape
+def _relu_forward_mask(fns):
+    def relu_forward_mask(y, mask, x):
+        fn, dt = _select(fns, x)
+        n = x.size
+        _check(fn(_array(y, dt, n, output=True), _mask(mask, n, output=True), _array(x, dt, n), n, _threads()))
+
+    return relu_forward_mask
 
 
-relu_forward = _map("relu_forward")
-relu_backward = _map("relu_backward")
-leaky_relu_forward = _map("leaky_relu_forward", option=True)
-leaky_relu_backward = _map("leaky_relu_backward", option=True)
-sigmoid_forward = _map("sigmoid_forward")
-sigmoid_backward = _map("sigmoid_backward")
-tanh_forward = _map("tanh_forward")
-tanh_backward = _map("tanh_backward")
+def _relu_backward_mask(fns):
+    def relu_backward_mask(dx, dy, mask):
+        fn, dt = _select(fns, dy)
+        n = dy.size
+        _check(fn(_array(dx, dt, n, output=True), _array(dy, dt, n), _mask(mask, n), n, _threads()))
 
-_RELU_FORWARD_MASK = _variants("relu_forward_mask")
-_RELU_BACKWARD_MASK = _variants("relu_backward_mask")
+    return relu_backward_mask
 
 
-def _mask(mask, n, *, output=False):
-    return _array(mask, _UINT8, (n + 7) // 8, output=output, pointer=_UINT8_POINTER)
+def _softmax_cross_entropy(fns):
+    def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale):
+        fn, dt = _select(fns, z)
+        rows, classes = _row_shape(z)
+        n = z.size
+        _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
+                  _array(labels, _INT64, rows, pointer=_INT64_POINTER), _array(weight, dt, classes), rows, classes,
+                  int(ignore_index), float(label_smoothing), float(grad_scale), _threads()))
+
+    return softmax_cross_entropy
 
 
-def relu_forward_mask(y, mask, x):
-    fn, dt = _select(_RELU_FORWARD_MASK, x)
-    n = x.size
-    _check(fn(_array(y, dt, n, output=True), _mask(mask, n, output=True), _array(x, dt, n), n, _threads()))
+def _softmax_cross_entropy_soft(fns):
+    def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, grad_scale):
+        fn, dt = _select(fns, z)
+        rows, classes = _row_shape(z)
+        n = z.size
+        _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
+                  _array(targets, dt, n), _array(weight, dt, classes), rows, classes, float(label_smoothing),
+                  float(grad_scale), _threads()))
+
+    return softmax_cross_entropy_soft
 
 
-def relu_backward_mask(dx, dy, mask):
-    fn, dt = _select(_RELU_BACKWARD_MASK, dy)
-    n = dy.size
-    _check(fn(_array(dx, dt, n, output=True), _array(dy, dt, n), _mask(mask, n), n, _threads()))
-
-
-softmax_forward = _map("softmax_forward", rows=True)
-softmax_backward = _map("softmax_backward", rows=True)
-log_softmax_forward = _map("log_softmax_forward", rows=True)
-log_softmax_backward = _map("log_softmax_backward", rows=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Fused losses
-
-
-def _rows(variants, z):
-    fn, dt = _select(variants, z)
-    return fn, dt, *_row_shape(z)
-
-
-_CROSS_ENTROPY = _variants("softmax_cross_entropy")
-_CROSS_ENTROPY_SOFT = _variants("softmax_cross_entropy_soft")
-
-
-def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale):
-    fn, dt, rows, classes = _rows(_CROSS_ENTROPY, z)
-    n = z.size
-    _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
-              _array(labels, _INT64, rows, pointer=_INT64_POINTER), _array(weight, dt, classes), rows, classes,
-              int(ignore_index), float(label_smoothing), float(grad_scale), _threads()))
-
-
-def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, grad_scale):
-    fn, dt, rows, classes = _rows(_CROSS_ENTROPY_SOFT, z)
-    n = z.size
-    _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
-              _array(targets, dt, n), _array(weight, dt, classes), rows, classes, float(label_smoothing),
-              float(grad_scale), _threads()))
-
-
-def _elementwise_loss(name):
-    variants = _variants(name)
-
+def _elementwise_loss(name, fns):
     def kernel(grad, losses, a, b, grad_scale):
-        fn, dt = _select(variants, a)
+        fn, dt = _select(fns, a)
         n = a.size
         total = ffi.new("double *")
         _check(fn(_array(grad, dt, n, output=True), _optional(losses, dt, n), total, _array(a, dt, n),
@@ -184,38 +194,61 @@ def _elementwise_loss(name):
     return _implements(name)(kernel)
 
 
-sigmoid_binary_cross_entropy = _elementwise_loss("sigmoid_binary_cross_entropy")
-mse = _elementwise_loss("mse")
-
-
-# ---------------------------------------------------------------------------------------------
 # Linear layers: the GEMMs are NumPy's BLAS, the passes around them serial C
 
-_BIAS_GRADIENT = _variants("bias_gradient")
-_BIAS_GRADIENT_TRANSPOSED = _variants("bias_gradient_transposed")
-_BIAS_RELU = _variants("bias_relu")
+
+def _masked_bias_gradient(fns, transposed_fns):
+    def masked_bias_gradient(db, dz, dy, relu_output):
+        """db = dy summed over its rows; with relu_output, of dz = dy masked by it (written to dz)."""
+        transposed = not dy.flags.c_contiguous
+        if transposed:  # Fortran-ordered: its transpose is C-ordered, one row per column of dy
+            dz, dy, relu_output = (None if a is None else a.T for a in (dz, dy, relu_output))
+        fn, dt = _select(transposed_fns if transposed else fns, dy)
+        rows, cols = _row_shape(dy)
+        n = dy.size
+        _check(fn(_array(db, dt, rows if transposed else cols, output=True), _optional(dz, dt, n),
+                  _array(dy, dt, n), _optional(relu_output, dt, n, output=False), rows, cols))
+
+    return masked_bias_gradient
 
 
-def _bias_gradient(db, dz, dy, relu_output):
-    """db = dy summed over its rows; with relu_output, of dz = dy masked by it (written to dz)."""
-    transposed = not dy.flags.c_contiguous
-    if transposed:  # Fortran-ordered: its transpose is C-ordered, one row per column of dy
-        dz, dy, relu_output = (None if a is None else a.T for a in (dz, dy, relu_output))
-    fn, dt, rows, cols = _rows(_BIAS_GRADIENT_TRANSPOSED if transposed else _BIAS_GRADIENT, dy)
-    n = dy.size
-    _check(fn(_array(db, dt, rows if transposed else cols, output=True), _optional(dz, dt, n), _array(dy, dt, n),
-              _optional(relu_output, dt, n, output=False), rows, cols))
+def _linear_relu_forward(fns):
+    def linear_relu_forward(y, x, w, b):
+        fn, dt = _select(fns, y)
+        rows, cols = _row_shape(y)
+        linear_forward(y, x, w, None)
+        _check(fn(_array(y, dt, y.size, output=True), _optional(b, dt, cols, output=False), rows, cols))
+
+    return linear_relu_forward
 
 
-def bias_gradient(db, dy):
-    _bias_gradient(db, None, dy, None)
+@functools.cache
+def kernels(variant: str) -> types.SimpleNamespace:
+    """Every kernel of the contract, running the C functions of `variant` (one of RUNNABLE)."""
+    if variant not in RUNNABLE:
+        raise ValueError(f"variant {variant!r} does not run here; these do: {', '.join(RUNNABLE)}")
 
+    def fns(name):
+        return functions(name, variant)
 
-def linear_relu_forward(y, x, w, b):
-    fn, dt, rows, cols = _rows(_BIAS_RELU, y)
-    linear_forward(y, x, w, None)
-    _check(fn(_array(y, dt, y.size, output=True), _optional(b, dt, cols, output=False), rows, cols))
-
-
-linear_backward, linear_relu_backward, linear_cross_entropy = backward_kernels(
-    bias_gradient, _bias_gradient, relu_backward, softmax_cross_entropy)
+    k = types.SimpleNamespace()
+    for name in ("relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward",
+                 "tanh_backward"):
+        setattr(k, name, _map(name, fns(name)))
+    for name in ("leaky_relu_forward", "leaky_relu_backward"):
+        setattr(k, name, _map(name, fns(name), option=True))
+    for name in ("softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward"):
+        setattr(k, name, _map(name, fns(name), rows=True))
+    k.relu_forward_mask = _relu_forward_mask(fns("relu_forward_mask"))
+    k.relu_backward_mask = _relu_backward_mask(fns("relu_backward_mask"))
+    k.softmax_cross_entropy = _softmax_cross_entropy(fns("softmax_cross_entropy"))
+    k.softmax_cross_entropy_soft = _softmax_cross_entropy_soft(fns("softmax_cross_entropy_soft"))
+    for name in ("sigmoid_binary_cross_entropy", "mse"):
+        setattr(k, name, _elementwise_loss(name, fns(name)))
+    masked_bias_gradient = _masked_bias_gradient(fns("bias_gradient"), fns("bias_gradient_transposed"))
+    k.linear_forward = linear_forward
+    k.linear_relu_forward = _linear_relu_forward(fns("bias_relu"))
+    k.linear_backward, k.linear_relu_backward, k.linear_cross_entropy = backward_kernels(
+        lambda db, dy: masked_bias_gradient(db, None, dy, None), masked_bias_gradient, k.relu_backward,
+        k.softmax_cross_entropy)
+    return k

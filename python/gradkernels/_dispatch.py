@@ -58,22 +58,34 @@ def public_ops() -> dict[str, Callable]:
 
 
 class Backend:
-    """Every op of the public API bound to one backend: `gk.backend("numpy").softmax(z)`."""
+    """Every op of the public API bound to one backend: `gk.backend("numpy").softmax(z)`; for the C
+    backend, optionally to one of its ISA variants that this CPU runs (`variant="baseline"`)."""
 
-    def __init__(self, name: str):
-        resolved = _backends.resolve(name).name
-        kernels = _kernels(resolved)
-        self.name = resolved
+    def __init__(self, name: str, variant: str | None = None):
+        resolved = _backends.resolve(name)
+        if variant is None or variant == resolved.variant:
+            kernels = _kernels(resolved.name)
+        elif resolved.name == "c":
+            from . import _cbackend
+
+            kernels = _cbackend.kernels(variant)
+        else:
+            raise ValueError(f"backend {resolved.name!r} has no variants to choose from")
+        self.name = resolved.name
+        self.variant = resolved.variant if variant is None else variant
         for op_name, impl in OPS.items():
             setattr(self, op_name, _bind(impl, lambda args, kwargs: kernels))
 
     def __repr__(self) -> str:
-        return f"<gradkernels backend {self.name!r}>"
+        variant = f" ({self.variant})" if self.variant else ""
+        return f"<gradkernels backend {self.name!r}{variant}>"
 
 
 @functools.lru_cache(maxsize=None)
-def backend(name: str) -> Backend:
+def backend(name: str, variant: str | None = None) -> Backend:
     """The ops bound to backend `name` ("auto" resolves to its default, the first available of
-    c, numba, numpy; only the module-level ops follow the tuned table). Made once per name (binding
-    every op takes about a millisecond, which a Dask task calling it per chunk would pay)."""
-    return Backend(name)
+    c, numba, numpy; only the module-level ops follow the tuned table), and for "c" to `variant`
+    when given (one that this CPU runs; by default the one the process runs). Made once per name
+    and variant (binding every op takes about a millisecond, which a Dask task calling it per
+    chunk would pay)."""
+    return Backend(name, variant)

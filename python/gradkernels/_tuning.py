@@ -1,9 +1,10 @@
 """What "auto" runs each op on: per op, dtype and size class, the backend that
 `python -m gradkernels tune` measured fastest on this machine, from a table kept in the user's
 cache directory under the package version and the CPU. Without one, the shipped table (SHIPPED,
-measured by `tune --output` on the machine the README's Performance section names) stands in;
+measured by `tune --output` on the machines the README's Performance section names) stands in;
 for a case neither holds, or whose backend is not available, the first available of
-AUTO_PREFERENCE.
+AUTO_PREFERENCE. Each file holds one table per ISA variant of the C backend (the C kernels' speed
+against Numba's depends on it), and "auto" follows the one of the variant that runs.
 """
 
 import hashlib
@@ -64,13 +65,27 @@ _table: dict[tuple[str, str, str], str] | None = None
 _table_lock = threading.Lock()
 
 
-def _read(path: pathlib.Path) -> dict[tuple[str, str, str], str]:
+def variant() -> str | None:
+    """The table's key: the C backend's variant in force (None without the C backend)."""
+    return _backends.info("c").variant
+
+
+def _tables(path: pathlib.Path) -> dict:
     try:
-        stored = json.loads(path.read_text())["table"]
-        entries = [(k.split("/"), name) for k, name in stored.items()]
+        tables = json.loads(path.read_text())["tables"]
+        return tables if isinstance(tables, dict) else {}
+    except (OSError, ValueError, KeyError, TypeError):  # none, or not one we wrote
+        return {}
+
+
+def _read(path: pathlib.Path) -> dict[tuple[str, str, str], str]:
+    tables = _tables(path)
+    key = variant() or next(iter(tables), None)  # without C, any table's numba/numpy choices
+    try:
+        entries = [(k.split("/"), name) for k, name in tables[key]["table"].items()]
         return {(op, np.dtype(dtype).char, size): name for (op, dtype, size), name in entries
                 if name in _backends.NAMES and _backends.info(name).available}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # none, or not one we wrote
+    except (KeyError, ValueError, TypeError, AttributeError):  # no table for this variant, or not ours
         return {}
 
 
@@ -120,12 +135,15 @@ def choice(seconds: dict[str, float]) -> str:
 
 def tune(result: dict, path: pathlib.Path | None = None) -> dict[str, str]:
     """Writes the table of the backend to run per row of a bench result (`_bench.run`; see
-    `choice`) to `path` (this machine's table by default) and returns it."""
+    `choice`) into `path` (this machine's file by default), as the table of the C variant in force
+    (the file's other variants' tables stay), and returns it."""
     found = {key(row["op"], row["dtype"], row["size"]): choice({name: s for name, s in row["seconds"].items()
                                                                  if name in _backends.NAMES})
              for row in result["rows"]}
     path = path or table_path()
+    tables = _tables(path)
+    tables[variant() or "none"] = {"cpu": _cpu_identity(), "table": found}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cpu": _cpu_identity(), "table": found}, indent=1, sort_keys=True) + "\n")
+    path.write_text(json.dumps({"tables": tables}, indent=1, sort_keys=True) + "\n")
     forget()
     return found
