@@ -1,6 +1,8 @@
 """What every benchmark module shares (underscored, so that asv does not collect it as benchmarks):
 the cases of `python -m gradkernels bench` (the same inputs and calls), parametrized by op,
-backend (PyTorch, when importable, as the outside peer), dtype and size class. A backend that is not available here skips (NotImplementedError in setup).
+backend (the C backend as it runs, and each of its ISA variants, "c-avx2" and so on; PyTorch,
+when importable, as the outside peer), dtype and size class. A backend or variant that is not
+available here skips (NotImplementedError in setup).
 
 GRADKERNELS_BENCH_SIZES and GRADKERNELS_BENCH_DTYPES (comma-separated) narrow the sizes and
 dtypes: .ci/run benchmarks small float32 only, to check quickly that every benchmark still runs."""
@@ -13,7 +15,7 @@ import numpy as np
 import gradkernels as gk
 from gradkernels import _bench
 
-BACKENDS = ["numpy", "numba", "c", "torch"]
+BACKENDS = ["numpy", "numba", "c", "c-avx512", "c-avx2", "c-baseline", "torch"]
 DTYPES = os.environ.get("GRADKERNELS_BENCH_DTYPES", "float32,float64").split(",")
 SIZES = os.environ.get("GRADKERNELS_BENCH_SIZES", ",".join(_bench.SIZES)).split(",")
 
@@ -51,9 +53,15 @@ class _OpBenchmark:
                 raise NotImplementedError("PyTorch is not installed, or has no such op")
             self.call = lambda: case.torch_call(*inputs)
         else:
-            if not gk.backends()[backend]["available"]:
-                raise NotImplementedError(gk.backends()[backend]["reason"])
-            bound = gk.backend(backend)
+            name, _, variant = backend.partition("-")
+            if not gk.backends()[name]["available"]:
+                raise NotImplementedError(gk.backends()[name]["reason"])
+            if variant:
+                from gradkernels import _cbackend
+
+                if variant not in _cbackend.RUNNABLE:
+                    raise NotImplementedError(f"this CPU does not run the C backend's {variant} variant")
+            bound = gk.backend(name, variant or None)
             self.call = lambda: case.call(bound, *inputs)
         self.bytes = case.bytes_moved(inputs[0])
         self.call()  # compiles a Numba kernel, if any, outside the timings

@@ -3,7 +3,7 @@
 setup.py names `ffibuilder` in `cffi_modules`, so `pip install .` compiles it. The cdef is the
 real header with its preprocessor lines dropped, so no declaration is written twice.
 
-The kernel sources are compiled once per ISA variant (VARIANTS): this script writes one
+The kernel sources are compiled once per ISA variant (X86_VARIANTS): this script writes one
 translation unit per variant into build/variants/, a `#pragma GCC target` followed by every kernel
 family's source, and the cdef declares each kernel once per variant, its name suffixed with the
 variant's (gk_relu_forward_f32_avx2). `gk_variants()` tells the Python package which variants the

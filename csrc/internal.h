@@ -57,4 +57,10 @@ static inline int gk_parallel_rows(int64_t rows, int64_t classes, int threads)
     return rows > 1 && gk_parallel(rows * classes, threads, GK_PARALLEL_MIN_TRANSCENDENTAL);
 }
 
+/* The if clauses of the kernels' parallel loops, over n elements or over rows (`threads` is the
+ * kernel's argument). They name `parallel`: a bare if() on `parallel for simd` applies to the simd
+ * construct too, and its false case, every serial call, then forbids vectorizing the loop. */
+#define GK_IF_PARALLEL(n, threshold) if(parallel: gk_parallel(n, threads, threshold))
+#define GK_IF_PARALLEL_ROWS(rows, classes) if(parallel: gk_parallel_rows(rows, classes, threads))
+
 #endif

@@ -61,7 +61,7 @@ int GK_KERNEL(gk_bias_gradient)(T *db, T *dz, const T *dy, const T *relu_output,
 /* The same for a Fortran-ordered dy (and relu_output, dz), read as C-ordered transposes: row j of
  * dy_t is column j of dy, and db[j] its sum. */
 int GK_KERNEL(gk_bias_gradient_transposed)(T *db, T *dz_t, const T *dy_t, const T *relu_output_t, int64_t rows,
-                                               int64_t cols)
+                                           int64_t cols)
 {
     for (int64_t j = 0; j < rows; j++) {
         int64_t at = j * cols;

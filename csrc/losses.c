@@ -51,7 +51,7 @@ GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_
                                       double smoothing, double grad_scale, double weight_sum)
 {
     T shifted[GK_FEW_CLASSES][GK_BATCH], exps[GK_FEW_CLASSES][GK_BATCH]; /* (class, row): z - max, exp */
-    T m[GK_BATCH], sum_exp[GK_BATCH], weighted[GK_BATCH], lse[GK_BATCH], label_weight[GK_BATCH];
+    T m[GK_BATCH], sum_exp[GK_BATCH], weighted[GK_BATCH], lse[GK_BATCH], label_weight[GK_BATCH], p_scale[GK_BATCH];
     const T *zb = z + first * classes;
     double keep = 1.0 - smoothing, uniform = smoothing / (double)classes;
     for (int64_t j = 0; j < classes; j++) {
@@ -96,13 +96,14 @@ GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_
         double smoothed = smoothing > 0 ? uniform * (log_sum * weight_sum - (double)weighted[b]) : 0.0;
         losses[r] = (T)(keep * w_t * (log_sum - (double)shifted[label][b]) + smoothed);
     }
+    GK_OMP(simd)
+    for (int64_t b = 0; b < count; b++)
+        p_scale[b] = (T)((keep * (double)label_weight[b] + uniform * weight_sum) / (double)sum_exp[b] * grad_scale);
     for (int64_t j = 0; j < classes; j++) { /* the gradient, transposed, into `shifted` */
         T w = smoothing > 0 ? (T)((double)weight[j] * uniform * grad_scale) : (T)0;
         GK_OMP(simd)
-        for (int64_t b = 0; b < count; b++) {
-            T p_scale = (T)((keep * (double)label_weight[b] + uniform * weight_sum) / (double)sum_exp[b] * grad_scale);
-            shifted[j][b] = exps[j][b] * p_scale - w;
-        }
+        for (int64_t b = 0; b < count; b++)
+            shifted[j][b] = exps[j][b] * p_scale[b] - w;
     }
     for (int64_t b = 0; b < count; b++) {
         int64_t label = labels[first + b];
@@ -123,8 +124,8 @@ GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_
 /* Integer labels, each in [0, classes) or equal to ignore_index, checked here before anything is
  * written: a bad label returns GK_BAD_LABEL and leaves the outputs untouched. */
 int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int64_t *labels, const T *weight,
-                                            int64_t rows, int64_t classes, int64_t ignore_index, double smoothing,
-                                            double grad_scale, int threads)
+                                        int64_t rows, int64_t classes, int64_t ignore_index, double smoothing,
+                                        double grad_scale, int threads)
 {
     for (int64_t r = 0; r < rows; r++)
         if (labels[r] != ignore_index && (labels[r] < 0 || labels[r] >= classes))
@@ -132,13 +133,13 @@ int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int6
     double weight_sum = S(gk_total)(weight, classes);
     if (classes <= GK_FEW_CLASSES) {
         int64_t batches = (rows + GK_BATCH - 1) / GK_BATCH;
-        GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel_rows(rows, classes, threads)))
+        GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
         for (int64_t k = 0; k < batches; k++)
             S(cross_entropy_batch)(dz, losses, z, labels, weight, k * GK_BATCH, GK_MIN(GK_BATCH, rows - k * GK_BATCH),
                                    classes, ignore_index, smoothing, grad_scale, weight_sum);
         return GK_OK;
     }
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel_rows(rows, classes, threads)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
     for (int64_t r = 0; r < rows; r++) {
         T *dz_row = dz + r * classes;
         if (labels[r] == ignore_index) {
@@ -184,10 +185,10 @@ GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const 
 }
 
 int GK_KERNEL(gk_softmax_cross_entropy_soft)(T *dz, T *losses, const T *z, const T *targets, const T *weight,
-                                                 int64_t rows, int64_t classes, double smoothing, double grad_scale,
-                                                 int threads)
+                                             int64_t rows, int64_t classes, double smoothing, double grad_scale,
+                                             int threads)
 {
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel_rows(rows, classes, threads)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
     for (int64_t r = 0; r < rows; r++)
         losses[r] = (T)S(soft_cross_entropy_row)(dz + r * classes, z + r * classes, targets + r * classes, weight,
                                                  classes, smoothing, grad_scale);
@@ -210,20 +211,32 @@ GK_INLINE T S(bce_loss)(T z, T t, T e)
             GK_LANE_SUM(n, TERM, double, result);                                                                      \
     } while (0)
 
+/* Its gradient, (sigmoid(z) - t) grad_scale, given the same e. */
+GK_INLINE T S(bce_gradient)(T z, T t, T e, T grad_scale)
+{
+    return ((z >= 0 ? (T)1 : e) / ((T)1 + e) - t) * grad_scale;
+}
+
 /* One chunk of sigmoid + binary cross-entropy: the losses' sum, read-only first (dz may be z),
- * then dz = (sigmoid(z) - t) grad_scale and the losses unless NULL. */
+ * then dz and the losses unless NULL. The choice is outside the loops: a store under a condition
+ * inside one keeps it scalar where the ISA has no masked stores (the SSE2 baseline). */
 GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t n, T grad_scale)
 {
     double s;
 #define TERM(i) S(bce_loss)(z[i], t[i], S(gk_exp)(-S(gk_abs)(z[i])))
     GK_LOSS_SUM(n, TERM, s);
 #undef TERM
-    GK_OMP(simd)
-    for (int64_t i = 0; i < n; i++) {
-        T v = z[i], target = t[i], e = S(gk_exp)(-S(gk_abs)(v));
-        if (losses)
+    if (losses) {
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++) {
+            T v = z[i], target = t[i], e = S(gk_exp)(-S(gk_abs)(v));
             losses[i] = S(bce_loss)(v, target, e);
-        dz[i] = ((v >= 0 ? (T)1 : e) / ((T)1 + e) - target) * grad_scale;
+            dz[i] = S(bce_gradient)(v, target, e, grad_scale);
+        }
+    } else {
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++)
+            dz[i] = S(bce_gradient)(z[i], t[i], S(gk_exp)(-S(gk_abs)(z[i])), grad_scale);
     }
     return s;
 }
@@ -251,12 +264,12 @@ GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *targe
 
 /* losses may be NULL (a reduced loss needs only the sum). */
 int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_sum, const T *z, const T *targets,
-                                                   int64_t n, double grad_scale, int threads)
+                                               int64_t n, double grad_scale, int threads)
 {
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, 2 * GK_CHUNK)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL(n, 2 * GK_CHUNK))
     for (int64_t c = 0; c < gk_chunks(n); c++) {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(bce_chunk)(dz + s, losses ? losses + s : NULL, z + s, targets + s, GK_MIN(n - s, GK_CHUNK),
@@ -267,12 +280,12 @@ int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_su
 }
 
 int GK_KERNEL(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, const T *target, int64_t n,
-                          double grad_scale, int threads)
+                      double grad_scale, int threads)
 {
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_OMP(parallel for schedule(static) num_threads(threads) if(parallel: gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS)))
+    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
     for (int64_t c = 0; c < gk_chunks(n); c++) {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(mse_chunk)(dpred + s, losses ? losses + s : NULL, pred + s, target + s,

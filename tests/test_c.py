@@ -265,6 +265,8 @@ def test_every_kernel_is_vector_code_in_every_variant_without_libm_calls(variant
     (as the AVX2 one did under GCC's default -ftrapping-math) or call libm (fma on the baseline)
     fails here, by name."""
     functions = _functions(_extension_path())
+    declared = re.findall(r"^int (gk_\w+_f(?:32|64))\(", (ROOT / "csrc" / "gradkernels.h").read_text(), re.M)
+    assert _KERNEL_NAMES == sorted(declared)
     scalar, calling = [], []
     for kernel in _KERNEL_NAMES:
         code = _kernel_code(functions, kernel, variant)

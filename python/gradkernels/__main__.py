@@ -62,7 +62,7 @@ def _c_variants() -> str:
         return f"unavailable ({exc})"
     runs = ", ".join(f"{name}{'' if name in _cbackend.RUNNABLE else ' (not on this CPU)'}"
                      for name in _cbackend.VARIANTS)
-    return f"{runs}; running {_cbackend.VARIANT} (GRADKERNELS_MAX_ISA caps it)"
+    return f"{runs}; running {_cbackend.VARIANT}"
 
 
 def _blas() -> str:
@@ -179,7 +179,7 @@ def bench(args) -> int:
     print(_bench.table(result))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+            json.dump({**result, "c_variant": _backends.backends()["c"]["variant"]}, f, indent=1)
     if args.plot:
         _bench.plot(result, args.plot)
     if args.markdown:

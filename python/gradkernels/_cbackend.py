@@ -66,12 +66,12 @@ def functions(name: str, variant: str) -> dict:
     return {dtype: getattr(lib, f"gk_{name}{suffix}_{variant}") for dtype, suffix in _SUFFIXES.items()}
 
 
-def _select(variants: dict, arr):
+def _select(fns: dict, arr):
     """The function for `arr`'s dtype, and that dtype."""
     dtype = getattr(arr, "dtype", None)
-    if dtype not in variants:
+    if dtype not in fns:
         raise ValueError("C kernel arrays must be float32 or float64 NumPy arrays")
-    return variants[dtype], dtype
+    return fns[dtype], dtype
 
 
 def _array(arr, dtype: np.dtype, size: int, *, output: bool = False, pointer=None):
