@@ -5,10 +5,10 @@
  * then strict passes write the exponentials into the gradient row, sum them read-only and finish
  * the gradient in place (which may overwrite the logits: nothing reads them after the first write).
  *
- * Elementwise losses, per fixed GK_CHUNK: a read-only pass sums the losses (before anything is
- * written, as the gradient may overwrite the input), then one pass writes the gradient (and the
- * losses) while the chunk is still in cache. Chunk sums are added in chunk order, so the total is
- * the same for every thread count. */
+ * Elementwise losses, per fixed GK_CHUNK (sigmoid + BCE per block of it): a read-only pass sums
+ * the losses (before anything is written, as the gradient may overwrite the input), then one pass
+ * writes the gradient (and the losses) while the data are still in cache. Chunk sums are added in
+ * chunk order, so the total is the same for every thread count. */
 #ifdef T
 
 /* Writes the gradient row and returns the row's loss, with q = (1 - eps) onehot + eps / C:
@@ -217,26 +217,39 @@ GK_INLINE T S(bce_gradient)(T z, T t, T e, T grad_scale)
     return ((z >= 0 ? (T)1 : e) / ((T)1 + e) - t) * grad_scale;
 }
 
-/* One chunk of sigmoid + binary cross-entropy: the losses' sum, read-only first (dz may be z),
- * then dz and the losses unless NULL. The choice is outside the loops: a store under a condition
- * inside one keeps it scalar where the ISA has no masked stores (the SSE2 baseline). */
+/* One chunk of sigmoid + binary cross-entropy, GK_BCE_BLOCK elements at a time: e = exp(-|z|)
+ * into a block on the stack, the block's losses summed read-only (dz may be z), then its dz and
+ * losses (unless NULL) while it is in L1, so each exponential is computed once. The choice of
+ * loop is outside the loops: a store under a condition inside one keeps it scalar where the ISA
+ * has no masked stores (the SSE2 baseline). */
 GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t n, T grad_scale)
 {
-    double s;
-#define TERM(i) S(bce_loss)(z[i], t[i], S(gk_exp)(-S(gk_abs)(z[i])))
-    GK_LOSS_SUM(n, TERM, s);
+    double s = 0;
+    for (int64_t first = 0; first < n; first += GK_BCE_BLOCK) {
+        int64_t m = GK_MIN(GK_BCE_BLOCK, n - first);
+        const T *zb = z + first, *tb = t + first;
+        T *dzb = dz + first, *lb = losses ? losses + first : NULL;
+        T e[GK_BCE_BLOCK];
+        GK_OMP(simd)
+        for (int64_t i = 0; i < m; i++)
+            e[i] = S(gk_exp)(-S(gk_abs)(zb[i]));
+        double block_sum;
+#define TERM(i) S(bce_loss)(zb[i], tb[i], e[i])
+        GK_LOSS_SUM(m, TERM, block_sum);
 #undef TERM
-    if (losses) {
-        GK_OMP(simd)
-        for (int64_t i = 0; i < n; i++) {
-            T v = z[i], target = t[i], e = S(gk_exp)(-S(gk_abs)(v));
-            losses[i] = S(bce_loss)(v, target, e);
-            dz[i] = S(bce_gradient)(v, target, e, grad_scale);
+        s += block_sum;
+        if (lb) {
+            GK_OMP(simd)
+            for (int64_t i = 0; i < m; i++) {
+                T v = zb[i], target = tb[i];
+                lb[i] = S(bce_loss)(v, target, e[i]);
+                dzb[i] = S(bce_gradient)(v, target, e[i], grad_scale);
+            }
+        } else {
+            GK_OMP(simd)
+            for (int64_t i = 0; i < m; i++)
+                dzb[i] = S(bce_gradient)(zb[i], tb[i], e[i], grad_scale);
         }
-    } else {
-        GK_OMP(simd)
-        for (int64_t i = 0; i < n; i++)
-            dz[i] = S(bce_gradient)(z[i], t[i], S(gk_exp)(-S(gk_abs)(z[i])), grad_scale);
     }
     return s;
 }
@@ -305,6 +318,8 @@ int GK_KERNEL(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, cons
 /* Cross-entropy with at most this many classes runs GK_BATCH rows at a time, rows as lanes. */
 #define GK_FEW_CLASSES 16
 #define GK_BATCH 64
+/* Elements whose exponentials sigmoid + binary cross-entropy keeps at a time (4 or 8 KiB of stack). */
+#define GK_BCE_BLOCK 1024
 
 static int64_t gk_chunks(int64_t n)
 {

@@ -279,6 +279,16 @@ def test_every_kernel_is_vector_code_in_every_variant_without_libm_calls(variant
     assert not calling, f"calls out of the kernels: {calling}"
 
 
+def test_parallel_loops_if_clauses_leave_their_simd_alone():
+    """A bare if() on `parallel for simd` applies to simd too: its false case, every serial call,
+    forbids vectorizing the loop, while the machine code still holds the vector loop of the
+    parallel case (which the test above sees). Every parallel loop's clause names `parallel`."""
+    for source in sorted((ROOT / "csrc").glob("*.c")):
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            if "GK_OMP(parallel" in line:
+                assert "GK_IF_PARALLEL" in line and " if(" not in line, f"{source.name}:{number}: {line.strip()}"
+
+
 def _build():
     """csrc/build_cffi.py's namespace, as pip install runs it here."""
     return runpy.run_path(str(ROOT / "csrc" / "build_cffi.py"))

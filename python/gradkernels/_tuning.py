@@ -65,9 +65,9 @@ _table: dict[tuple[str, str, str], str] | None = None
 _table_lock = threading.Lock()
 
 
-def variant() -> str | None:
-    """The table's key: the C backend's variant in force (None without the C backend)."""
-    return _backends.info("c").variant
+def variant() -> str:
+    """The table's key: the C backend's variant in force ("none" without the C backend)."""
+    return _backends.info("c").variant or "none"
 
 
 def _tables(path: pathlib.Path) -> dict:
@@ -80,7 +80,9 @@ def _tables(path: pathlib.Path) -> dict:
 
 def _read(path: pathlib.Path) -> dict[tuple[str, str, str], str]:
     tables = _tables(path)
-    key = variant() or next(iter(tables), None)  # without C, any table's numba/numpy choices
+    key = variant()
+    if key == "none" and key not in tables:  # without C, any table's choices among numba and numpy
+        key = next(iter(tables), key)
     try:
         entries = [(k.split("/"), name) for k, name in tables[key]["table"].items()]
         return {(op, np.dtype(dtype).char, size): name for (op, dtype, size), name in entries
@@ -134,15 +136,16 @@ def choice(seconds: dict[str, float]) -> str:
 
 
 def tune(result: dict, path: pathlib.Path | None = None) -> dict[str, str]:
-    """Writes the table of the backend to run per row of a bench result (`_bench.run`; see
-    `choice`) into `path` (this machine's file by default), as the table of the C variant in force
-    (the file's other variants' tables stay), and returns it."""
+    """Writes the backend to run per row of a bench result (`_bench.run`; see `choice`) into
+    `path` (this machine's file by default), in the table of the C variant in force: its rows for
+    other cases, and the other variants' tables, stay. Returns the rows it measured."""
     found = {key(row["op"], row["dtype"], row["size"]): choice({name: s for name, s in row["seconds"].items()
                                                                  if name in _backends.NAMES})
              for row in result["rows"]}
     path = path or table_path()
     tables = _tables(path)
-    tables[variant() or "none"] = {"cpu": _cpu_identity(), "table": found}
+    kept = tables.get(variant(), {}).get("table", {})
+    tables[variant()] = {"cpu": _cpu_identity(), "table": {**(kept if isinstance(kept, dict) else {}), **found}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"tables": tables}, indent=1, sort_keys=True) + "\n")
     forget()
