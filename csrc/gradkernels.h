@@ -22,8 +22,8 @@ enum gk_cpu_feature {
     GK_CPU_NEON = 256
 };
 
-/* The extensions the running processor offers (not the ones this build was compiled for):
- * what runtime dispatch between kernel variants keys on. */
+/* The extensions the running processor offers (not the ones this build was compiled for): what
+ * `python -m gradkernels info` lists, and part of the key of this machine's tuned table. */
 uint32_t gk_cpu_features(void);
 
 /* The x86-64 microarchitecture level of the running processor: 4 (AVX-512: x86-64-v4), 3 (AVX2 +
@@ -44,8 +44,8 @@ enum gk_status {
 
 /* The kernels. Every one comes as _f32 (float) and _f64 (double), and each of those once per ISA
  * variant of the build, whose name it carries as a further suffix (gk_relu_forward_f32_avx2; the
- * cffi cdef declares each variant, see csrc/build_cffi.py). Every kernel takes its outputs first, then
- * its inputs, then sizes, then scalar options, then `threads`, the most threads it may use (the
+ * cffi cdef declares each variant, see csrc/build_cffi.py). Every kernel takes its outputs first,
+ * then its inputs, then sizes, then scalar options, then `threads`, the most threads it may use (the
  * small ones run on one). Arrays are contiguous; sizes are positive element counts; an output may
  * be the very array of an input of the same shape, never a partial overlap of one. Formulas:
  * the Python package's gradkernels.reference. */

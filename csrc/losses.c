@@ -211,7 +211,7 @@ GK_INLINE T S(bce_loss)(T z, T t, T e)
             GK_LANE_SUM(n, TERM, double, result);                                                                      \
     } while (0)
 
-/* Its gradient, (sigmoid(z) - t) grad_scale, given the same e. */
+/* The gradient of sigmoid + binary cross-entropy, (sigmoid(z) - t) grad_scale, given bce_loss's e. */
 GK_INLINE T S(bce_gradient)(T z, T t, T e, T grad_scale)
 {
     return ((z >= 0 ? (T)1 : e) / ((T)1 + e) - t) * grad_scale;

@@ -17,6 +17,8 @@ def test_info_lists_versions_backends_and_cpu():
         assert needle in result.stdout
     for name in gk.backends():
         assert f"\n{name} " in result.stdout
+    if gk.backends()["c"]["available"]:
+        assert f"running {gk.backends()['c']['variant']}" in result.stdout  # the "c variants" line
 
 
 def test_check_passes_and_prints_a_table():
@@ -69,17 +71,21 @@ def test_bench_prints_the_side_by_side_table_and_writes_json(tmp_path, capsys):
     assert cli.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("copy bandwidth (the limit):")
+    c = gk.backends()["c"]
+    assert lines[1].startswith(f"c backend: the {c['variant']} variant" if c["available"] else
+                               f"c backend unavailable: {c['reason']}")
     available = [n for n, b in gk.backends().items() if b["available"]]
     entrants = available + ["auto"] if len(available) > 1 else available
-    assert lines[1].split() == ["op", "shape", "dtype"] + [w for name in entrants for w in (name, "ms")] + [
+    assert lines[2].split() == ["op", "shape", "dtype"] + [w for name in entrants for w in (name, "ms")] + [
         "best", "x", "numpy", "GB/s", "%", "copy"] + (["auto/best"] if "auto" in entrants else [])
-    rows = lines[2:]
+    rows = lines[3:]
     assert len(rows) == 6 and [r.split()[0] for r in rows] == ["relu"] * 2 + ["softmax_cross_entropy"] * 2 + ["linear_backward"] * 2
     assert rows[0].split()[1] == "256x256" and rows[2].split()[1] == "4096x10"
     tail = -1 if "auto" in entrants else None
     assert rows[0].split()[:tail][-1].endswith("%") and rows[-1].split()[:tail][-2:] == ["-", "-"]  # GEMMs: no GB/s
     result = json.loads(out_file.read_text())
     assert result["copy_bandwidth_bytes_per_second"] > 0 and result["threads"] == gk.get_num_threads()
+    assert result["c_variant"] == c["variant"]
     first = result["rows"][0]
     assert first["op"] == "relu" and first["dtype"] == "float32" and first["bytes"] == 2 * 256 * 256 * 4
     assert set(first["seconds"]) == set(entrants) and all(s > 0 for s in first["seconds"].values())
