@@ -120,18 +120,27 @@ def _write_units(variants) -> list[pathlib.Path]:
     return units
 
 
+# A kernel's declaration in the header: its name (with the type suffix) and its parameters.
+KERNEL_DECLARATION = re.compile(r"^int (gk_\w+_f(?:32|64))(\(.*?\);)", re.S | re.M)
+
+
+def _per_variant(declaration: re.Match, variants) -> str:
+    return "\n".join(f"int {declaration[1]}_{name}{declaration[2]}" for name in variants)
+
+
 def _cdef(variants) -> str:
     """The header as cffi reads it, each kernel declared once per variant, and gk_variants()."""
-    text = _cdef_from_header(HEADER)
-    kernel = re.compile(r"^int (gk_\w+_f(?:32|64))(\(.*?\);)", re.S | re.M)
-    text = kernel.sub(lambda m: "\n".join(f"int {m[1]}_{name}{m[2]}" for name in variants), text)
+    text = KERNEL_DECLARATION.sub(lambda m: _per_variant(m, variants), _cdef_from_header(HEADER))
     return text + "\nconst char *gk_variants(void);\n"
 
 
-def _variants_function(variants) -> str:
-    """gk_variants(): "name=level name=level ...", best first."""
+def _source(variants) -> str:
+    """The C of the wrapper module: the header, the prototypes of the variants' kernels it calls,
+    and gk_variants(), "name=level name=level ..." best first."""
+    prototypes = "\n".join(_per_variant(m, variants) for m in KERNEL_DECLARATION.finditer(HEADER.read_text()))
     listing = " ".join(f"{name}={level}" for name, (_, level) in variants.items())
-    return f'static const char *gk_variants(void) {{ return "{listing}"; }}\n'
+    return (f'#include "gradkernels.h"\n{prototypes}\n'
+            f'static const char *gk_variants(void) {{ return "{listing}"; }}\n')
 
 
 def _flags() -> tuple[list[str], list[str]]:
@@ -155,7 +164,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(_cdef(variants))
 ffibuilder.set_source(
     "gradkernels._ckernels",
-    '#include "gradkernels.h"\n' + _variants_function(variants),
+    _source(variants),
     sources=[str(p.relative_to(ROOT)) for p in [CPU_SOURCE, *_write_units(variants)]],
     include_dirs=[str(CSRC.relative_to(ROOT))],
     extra_compile_args=compile_args,
