@@ -37,14 +37,13 @@ RUNNABLE = tuple(name for name, level in VARIANTS.items() if level <= CPU_LEVEL)
 
 
 def choose_variant(max_isa: str | None) -> str:
-    """The best runnable variant at or below `max_isa` (None or "": no cap). A cap below every
-    variant of the build (there is one, the native build's) leaves that one."""
+    """The best runnable variant at or below `max_isa` (None or "": no cap). Every cap allows the
+    baseline variant (level 1, or 0 off x86-64) and a native build's single one (level 0)."""
     if not max_isa:
         return RUNNABLE[0]
     if max_isa not in MAX_ISA_LEVELS:
         raise ValueError(f"GRADKERNELS_MAX_ISA={max_isa!r}: choose one of {', '.join(MAX_ISA_LEVELS)}")
-    allowed = [name for name in RUNNABLE if VARIANTS[name] <= MAX_ISA_LEVELS[max_isa]]
-    return allowed[0] if allowed else RUNNABLE[-1]
+    return next(name for name in RUNNABLE if VARIANTS[name] <= MAX_ISA_LEVELS[max_isa])
 
 
 VARIANT = choose_variant(os.environ.get("GRADKERNELS_MAX_ISA", "").strip().lower())
