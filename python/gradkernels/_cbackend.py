@@ -115,6 +115,12 @@ def _row_shape(z) -> tuple[int, int]:
     return z.shape
 
 
+def _rows(fns, z):
+    """The function for z's dtype, that dtype, and z's (rows, classes)."""
+    fn, dt = _select(fns, z)
+    return fn, dt, *_row_shape(z)
+
+
 def _mask(mask, n, *, output=False):
     return _array(mask, _UINT8, (n + 7) // 8, output=output, pointer=_UINT8_POINTER)
 
@@ -159,8 +165,7 @@ def _relu_backward_mask(fns):
 
 def _softmax_cross_entropy(fns):
     def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale):
-        fn, dt = _select(fns, z)
-        rows, classes = _row_shape(z)
+        fn, dt, rows, classes = _rows(fns, z)
         n = z.size
         _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
                   _array(labels, _INT64, rows, pointer=_INT64_POINTER), _array(weight, dt, classes), rows, classes,
@@ -171,8 +176,7 @@ def _softmax_cross_entropy(fns):
 
 def _softmax_cross_entropy_soft(fns):
     def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, grad_scale):
-        fn, dt = _select(fns, z)
-        rows, classes = _row_shape(z)
+        fn, dt, rows, classes = _rows(fns, z)
         n = z.size
         _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
                   _array(targets, dt, n), _array(weight, dt, classes), rows, classes, float(label_smoothing),
@@ -202,8 +206,7 @@ def _masked_bias_gradient(fns, transposed_fns):
         transposed = not dy.flags.c_contiguous
         if transposed:  # Fortran-ordered: its transpose is C-ordered, one row per column of dy
             dz, dy, relu_output = (None if a is None else a.T for a in (dz, dy, relu_output))
-        fn, dt = _select(transposed_fns if transposed else fns, dy)
-        rows, cols = _row_shape(dy)
+        fn, dt, rows, cols = _rows(transposed_fns if transposed else fns, dy)
         n = dy.size
         _check(fn(_array(db, dt, rows if transposed else cols, output=True), _optional(dz, dt, n),
                   _array(dy, dt, n), _optional(relu_output, dt, n, output=False), rows, cols))
@@ -213,8 +216,7 @@ def _masked_bias_gradient(fns, transposed_fns):
 
 def _linear_relu_forward(fns):
     def linear_relu_forward(y, x, w, b):
-        fn, dt = _select(fns, y)
-        rows, cols = _row_shape(y)
+        fn, dt, rows, cols = _rows(fns, y)
         linear_forward(y, x, w, None)
         _check(fn(_array(y, dt, y.size, output=True), _optional(b, dt, cols, output=False), rows, cols))
 
