@@ -15,7 +15,7 @@ from ._common import SIZES
 
 ROWS = 2**14 if SIZES == ["small"] else 2**18
 CLASSES = 1024
-CORES = gk._backends.MAX_THREADS
+CORES = gk._threads.MAX_THREADS
 
 
 class _Paths:

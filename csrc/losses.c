@@ -282,7 +282,7 @@ int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_su
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL(n, 2 * GK_CHUNK))
+    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_TRANSCENDENTAL))
     for (int64_t c = 0; c < gk_chunks(n); c++) {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(bce_chunk)(dz + s, losses ? losses + s : NULL, z + s, targets + s, GK_MIN(n - s, GK_CHUNK),

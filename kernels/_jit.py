@@ -5,7 +5,7 @@ import importlib
 import numba
 from numba.np.ufunc import parallel as _numba_parallel
 
-from .._backends import get_num_threads
+from .._threads import get_num_threads, loading_openmp
 
 
 def _thread_safe_layer() -> bool:
@@ -22,7 +22,8 @@ def _thread_safe_layer() -> bool:
         return False
     for module in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
         try:
-            importlib.import_module(module)
+            with loading_openmp():
+                importlib.import_module(module)
         except Exception:  # the layer's library is missing (ImportError) or unusable (OSError)
             continue
         if chosen == "default":
@@ -52,10 +53,13 @@ _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 CHUNK = 1 << 14
 TASKS_PER_THREAD = 4  # a little slack for a thread that starts late on a shared machine
 
-# Below these sizes a parallel launch (5-7 microseconds here) costs more than it saves: measured
-# on 2-core VMs (Zen 5 and Emerald Rapids) for relu_backward and sigmoid, serial against parallel.
-PARALLEL_MIN_ELEMENTS = 1 << 16
-PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL = 1 << 13
+# Below these sizes a parallel launch costs more than it saves where kernels run in training:
+# between two GEMMs, when the pool's threads have gone to sleep (gradkernels._threads) and waking
+# one costs ~100 microseconds on a VM. Measured that way on a 2-core Zen 3, serial against 2
+# threads: sigmoid 1.15x at 2^18 elements (0.76x at 2^17), relu_backward 1.29x at 2^21 (0.72x at
+# 2^20). The C backend uses the same crossovers.
+PARALLEL_MIN_ELEMENTS = 1 << 21
+PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL = 1 << 18
 
 
 def kernel(fn):

@@ -248,7 +248,7 @@ def _bce_chunks(dz, losses, z, t, grad_scale):
 
 
 def sigmoid_binary_cross_entropy(dz, losses, z, targets, grad_scale):
-    run = _bce_chunks if go_parallel(z.size, 2 * CHUNK) else _bce
+    run = _bce_chunks if go_parallel(z.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL) else _bce
     return run(dz, losses, z, targets, grad_scale)
 
 
@@ -287,5 +287,5 @@ def _mse_chunks(dpred, losses, pred, target, grad_scale):
 
 
 def mse(dpred, losses, pred, target, grad_scale):
-    return (_mse_chunks if go_parallel(pred.size, max(2 * CHUNK, PARALLEL_MIN_ELEMENTS)) else _mse)(
+    return (_mse_chunks if go_parallel(pred.size, PARALLEL_MIN_ELEMENTS) else _mse)(
         dpred, losses, pred, target, grad_scale)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gradkernels as gk
-from gradkernels import _backends, _ops
+from gradkernels import _backends, _ops, _threads
 from gradkernels.reference import __all__ as reference_kernels
 from helpers import layout
 
@@ -148,7 +148,7 @@ def test_every_backend_implements_the_kernel_contract():
 
 def test_num_threads():
     n = gk.get_num_threads()
-    assert 1 <= n <= _backends.MAX_THREADS
+    assert 1 <= n <= _threads.MAX_THREADS
     try:
         gk.set_num_threads(1)
         assert gk.get_num_threads() == 1
@@ -158,7 +158,7 @@ def test_num_threads():
     with pytest.raises(ValueError, match="n must be between 1 and"):
         gk.set_num_threads(0)
     with pytest.raises(ValueError, match="n must be between 1 and"):
-        gk.set_num_threads(_backends.MAX_THREADS + 1)
+        gk.set_num_threads(_threads.MAX_THREADS + 1)
     with pytest.raises(TypeError, match="n must be an int, got float"):
         gk.set_num_threads(2.0)
     with pytest.raises(TypeError, match="n must be an int, got bool"):
@@ -318,14 +318,14 @@ def test_a_broken_c_build_leaves_a_working_package_and_says_why(tmp_path):
 def test_thread_limit_is_local_to_the_block_and_the_thread():
     full = gk.get_num_threads()
     seen = {}
-    with _backends.thread_limit(1):
+    with _threads.thread_limit(1):
         assert gk.get_num_threads() == 1
-        with _backends.thread_limit(full + 5):  # a limit above the setting does not raise it
+        with _threads.thread_limit(full + 5):  # a limit above the setting does not raise it
             assert gk.get_num_threads() == full
         other = threading.Thread(target=lambda: seen.setdefault("other", gk.get_num_threads()))
         other.start()
         other.join()
     assert seen["other"] == full and gk.get_num_threads() == full
     with pytest.raises(ValueError, match="n must be at least 1"):
-        with _backends.thread_limit(0):
+        with _threads.thread_limit(0):
             pass

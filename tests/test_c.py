@@ -19,7 +19,8 @@ import pytest
 
 import elementary
 import gradkernels as gk
-from gradkernels import _backends
+from gradkernels import _backends, _threads
+from gradkernels.kernels._jit import PARALLEL_MIN_ELEMENTS
 
 if not gk.backends()["c"]["available"]:
     pytest.skip(f"c backend: {gk.backends()['c']['reason']}", allow_module_level=True)
@@ -142,8 +143,9 @@ def test_every_status_becomes_an_exception(status, error):
 
 
 def _calls(rng, variant):
-    """One call per parallel kernel family, each above its parallel threshold with a ragged tail."""
-    n = 2 * (1 << 16) + 3 * (1 << 14) + 123
+    """One call per parallel kernel family, each above its parallel threshold (the C backend's are
+    the Numba backend's) with a ragged tail."""
+    n = PARALLEL_MIN_ELEMENTS + 3 * (1 << 14) + 123
     z = rng.standard_normal((n // 100, 100)).astype(np.float32)
     t = rng.uniform(size=z.shape).astype(np.float32)
     labels = rng.integers(0, 100, z.shape[0])
@@ -168,7 +170,7 @@ def test_results_are_bit_identical_for_every_thread_count(rng, variant):
     try:
         for name, call in _calls(rng, variant).items():
             results = []
-            for threads in range(1, _backends.MAX_THREADS + 1):
+            for threads in range(1, _threads.MAX_THREADS + 1):
                 gk.set_num_threads(threads)
                 results.append(call())
             assert all(_same(results[0], other) for other in results[1:]), name

@@ -158,8 +158,9 @@ def test_demo_trains_every_backend_to_the_same_loss(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "spiral" in out and "circle" in out and "MATH.md section 6" in out
     available = [n for n, b in gk.backends().items() if b["available"]]
-    assert out.count("relative difference from numpy") == 2 * (len(available) - 1)
-    assert "FAIL" not in out and out.rstrip().endswith("every backend reached the same losses")
+    assert out.count("relative difference from numpy") == 2 * len(available)  # the others and the run by hand
+    assert "x hand" in out
+    assert "FAIL" not in out and out.rstrip().endswith("every run reached the same losses")
     assert plot.stat().st_size > 10_000
 
 
@@ -178,3 +179,19 @@ def test_demo_fails_when_a_backend_learns_differently(monkeypatch, capsys):
     assert cli.main(["demo", "--quick", "--backend", others[0]]) == 1
     out = capsys.readouterr().out
     assert f"final loss on {others[0]}" in out and "FAIL" in out
+
+
+def test_bench_layers_times_the_steps_against_numpy_by_hand(tmp_path, capsys):
+    out_file = tmp_path / "steps.json"
+    argv = ["bench", "--layers", "--batch", "32", "--width", "64", "--activation", "relu", "--repeat", "1",
+            "--warmup", "0", "--no-torch", "--json", str(out_file)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "gemms ms" in out and "default/1t" in out and "x numpy" in out
+    result = json.loads(out_file.read_text())
+    ours = [n for n, b in gk.backends().items() if b["available"] and n != "numpy"]
+    assert [(r["step"], r["shape"]) for r in result["rows"]] == [("layer", [32, 64]), ("mlp", [200, 64, 256, 256, 10])]
+    for row in result["rows"]:
+        want = {"numpy", *ours, *(f"{n} 1t" for n in ours)} | ({"gemms"} if row["step"] == "layer" else set())
+        assert set(row["seconds"]) == want
+        assert all(s > 0 for s in row["seconds"].values())

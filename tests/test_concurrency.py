@@ -12,10 +12,11 @@ import sys, threading
 import numpy as np
 import gradkernels as gk
 import numba
+from gradkernels.kernels._jit import PARALLEL_MIN_ELEMENTS
 
 THREADS = int(sys.argv[1])
 rng = np.random.default_rng(0)
-big = rng.standard_normal(300_000).astype(np.float32)      # above the parallel thresholds
+big = rng.standard_normal(PARALLEL_MIN_ELEMENTS + 1234).astype(np.float32)  # above the parallel thresholds
 small = rng.standard_normal((64, 33))                        # float64, serial
 z = rng.standard_normal((512, 1000)).astype(np.float32)
 labels = rng.integers(0, 1000, 512)

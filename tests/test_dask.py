@@ -202,7 +202,7 @@ def test_bad_labels_raise_when_computed(client, rng):
 def test_the_tasks_thread_limit_reaches_the_kernels(client):
     """threads_per_task caps gradkernels' threads inside each task (and only there)."""
     seen = client.run(lambda: gk.get_num_threads())
-    assert all(n == gk._backends.MAX_THREADS for n in seen.values())
+    assert all(n == gk._threads.MAX_THREADS for n in seen.values())
     limited = dask.delayed(gd._run)("get_num_threads", None, 1).compute()
     assert limited == 1
 

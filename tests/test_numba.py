@@ -202,13 +202,13 @@ def test_results_are_bit_identical_for_every_thread_count(rng, op):
     before = gk.get_num_threads()
     try:
         results = []
-        for threads in range(1, gk._backends.MAX_THREADS + 1):
+        for threads in range(1, gk._threads.MAX_THREADS + 1):
             gk.set_num_threads(threads)
             results.append(call())
     finally:
         gk.set_num_threads(before)
     module, driver = PARALLEL_DRIVERS[op]
-    if gk._backends.MAX_THREADS > 1:
+    if gk._threads.MAX_THREADS > 1:
         assert getattr(importlib.import_module(f"gradkernels.kernels.{module}"), driver).signatures
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):

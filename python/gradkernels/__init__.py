@@ -5,9 +5,10 @@ see `backends()`, `set_backend()`, `use_backend()` and `backend()`. Results are 
 or written into `out=` when given; inputs are never modified unless passed as `out`.
 """
 
-from ._backends import backends, get_backend, get_num_threads, set_backend, set_num_threads, use_backend
+from ._backends import backends, get_backend, set_backend, use_backend
 from ._dispatch import Backend, backend, public_ops
 from ._gradcheck import GradcheckError, GradcheckReport, gradcheck
+from ._threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 

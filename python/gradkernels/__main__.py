@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from . import __version__, _backends, _bench, _demo, _selftest, _tuning
+from . import __version__, _backends, _bench, _demo, _selftest, _threads, _tuning
 
 
 def _version(dist: str) -> str:
@@ -82,6 +82,7 @@ def _blas() -> str:
 
 
 def info(_args) -> int:
+    available = _backends.backends()  # loaded first: the OpenMP line says how they loaded it
     lines = [
         ("gradkernels", __version__),
         ("python", platform.python_version()),
@@ -92,12 +93,13 @@ def info(_args) -> int:
         ("platform", platform.platform()),
         ("cpu", _cpu_model()),
         ("cpu features", _cpu_features()),
-        ("cores usable", str(_backends.MAX_THREADS)),
-        ("threads", f"{_backends.get_num_threads()} (gradkernels.set_num_threads)"),
+        ("cores usable", str(_threads.MAX_THREADS)),
+        ("threads", f"{_threads.get_num_threads()} (gradkernels.set_num_threads)"),
+        ("openmp wait", _threads.openmp_wait),
         ("blas", _blas()),
     ]
     lines.append(("c variants", _c_variants()))
-    for var in ("GRADKERNELS_MAX_ISA", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
+    for var in ("GRADKERNELS_MAX_ISA", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         if var in os.environ:
             lines.append((var, os.environ[var]))
     chosen = _backends.get_backend()
@@ -107,7 +109,7 @@ def info(_args) -> int:
         print(f"{key:<{width}}  {value}")
     print()
     print(f"{'backend':<8} {'available':<10} {'version':<10} {'threads':<8} {'variant':<9} reason")
-    for name, b in _backends.backends().items():
+    for name, b in available.items():
         print(f"{name:<8} {'yes' if b['available'] else 'no':<10} {b['version'] or '-':<10} "
               f"{b['threads']:<8} {b['variant'] or '-':<9} {b['reason'] or ''}")
     return 0
@@ -163,11 +165,13 @@ def _variant_line() -> str:
 
 
 def bench(args) -> int:
+    if args.layers:
+        return bench_steps(args)
     names = _backend_names(args)
     if "numpy" not in names:
         names = ["numpy", *names]  # the baseline of every speedup
     if args.threads is not None:
-        _backends.set_num_threads(args.threads)
+        _threads.set_num_threads(args.threads)
     _check_plotting(args)
     result = _bench.run(args.op or _bench.OPS, args.size or _bench.SIZES, args.dtype or ["float32"], names,
                         repeat=args.repeat, warmup=args.warmup, with_torch=not args.no_torch,
@@ -185,6 +189,30 @@ def bench(args) -> int:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(_bench.table(result, markdown=True) + "\n")
+    return 0
+
+
+def bench_steps(args) -> int:
+    # Our own NumPy backend is not an entrant: the hand-written NumPy step is the baseline.
+    names = [name for name in _backend_names(args) if name != "numpy"]
+    if not names:
+        raise RuntimeError("--layers times the numba and c backends, and neither is available here")
+    if args.threads is not None:
+        _threads.set_num_threads(args.threads)
+    cells = _bench.step_cells(args.activation, args.batch, args.width)
+    result = _bench.run_steps(cells, (args.dtype or ["float32"])[0], names, repeat=args.repeat, warmup=args.warmup,
+                              with_torch=not args.no_torch)
+    print(f"one training step (forward and backward) per call; {result['threads']} threads by default, "
+          f'"1t" = our kernels on one thread, as after gradkernels.set_num_threads(1) (BLAS keeps its threads); median of {args.repeat} samples of '
+          f"consecutive steps per entrant, round-robin; gemms = the layer's three GEMMs alone, in NumPy")
+    print(_variant_line())
+    print(_bench.steps_table(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**result, "c_variant": _backends.backends()["c"]["variant"]}, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(_bench.steps_table(result, markdown=True) + "\n")
     return 0
 
 
@@ -243,6 +271,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="FILE", help="also write the measurements to FILE as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="also draw the speedups over NumPy (needs matplotlib)")
     p.add_argument("--markdown", metavar="FILE", help="also write the table to FILE as Markdown (for the README)")
+    p.add_argument("--layers", action="store_true", help="time training steps instead of ops: a hidden layer's "
+                   "forward and backward (batch x width x activation) and an MLP, against NumPy by hand and PyTorch")
+    p.add_argument("--batch", action="append", type=int, help="with --layers: only this batch size (repeatable)")
+    p.add_argument("--width", action="append", type=int, help="with --layers: only this layer width (repeatable)")
+    p.add_argument("--activation", action="append", choices=("relu", "sigmoid", "tanh"),
+                   help="with --layers: only this activation (repeatable)")
     p.set_defaults(run=bench)
     p = sub.add_parser("tune", help='measure the fastest backend per op, dtype and size for "auto" on this machine')
     p.add_argument("--op", action="append", choices=_bench.OPS, help="only this op (repeatable)")

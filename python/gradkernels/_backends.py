@@ -1,4 +1,4 @@
-"""Backend registry, selection and thread count.
+"""Backend registry and selection.
 
 A backend is a set of kernels with the names in KERNELS. Every kernel takes its outputs first,
 then its inputs, then scalars; the API layer has validated every argument and laid the arrays
@@ -20,14 +20,13 @@ import contextvars
 import dataclasses
 import importlib
 import importlib.metadata
-import os
 import threading
 import types
 from typing import Callable, Iterator
 
 import numpy
 
-from ._validate import integer_scalar
+from ._threads import get_num_threads
 
 KERNELS = (
     "relu_forward",
@@ -203,46 +202,3 @@ def backends() -> dict[str, dict[str, object]]:
         for name in NAMES
         for b in (info(name),)
     }
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not every OS has affinity masks
-        return os.cpu_count() or 1
-
-
-MAX_THREADS = _cpu_count()
-_num_threads = MAX_THREADS
-
-
-def set_num_threads(n: int) -> None:
-    """Threads for the parallel backends' kernels, 1 to the number of cores this process may use."""
-    global _num_threads
-    n = integer_scalar("n", n)
-    if not 1 <= n <= MAX_THREADS:
-        raise ValueError(f"n must be between 1 and {MAX_THREADS} (the cores this process may use), got {n}")
-    _num_threads = n
-
-
-def get_num_threads() -> int:
-    limit = _thread_limit.get()
-    return _num_threads if limit is None else min(limit, _num_threads)
-
-
-_thread_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar("gradkernels_thread_limit", default=None)
-
-
-@contextlib.contextmanager
-def thread_limit(n: int) -> Iterator[None]:
-    """Kernels called in the block, in this thread (and context) only, run on at most n threads:
-    one between two GEMMs (whose BLAS threads still spin), or per task of a Dask worker that runs
-    several tasks at once."""
-    n = integer_scalar("n", n)
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    token = _thread_limit.set(n)
-    try:
-        yield
-    finally:
-        _thread_limit.reset(token)

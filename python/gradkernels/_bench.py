@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import _backends
+from . import _backends, _steps, _threads
 from ._dispatch import backend as bind
 from ._dispatch import public_ops
 
@@ -229,15 +229,17 @@ OPS = tuple(cases(None))
 MIN_SAMPLE_SECONDS = 2e-3
 
 
-def _round_robin(entrants: dict[str, Callable], repeat: int, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each entrant, timed in turns."""
+def _round_robin(entrants: dict[str, Callable], repeat: int, warmup: int, *, min_sample: float = MIN_SAMPLE_SECONDS,
+                 settle: float = 0.0) -> dict[str, float]:
+    """Median seconds per call of each entrant, timed in turns; `settle` seconds of sleep before
+    each sample let the previous entrant's idle threads stop spinning."""
     loops = {}
     for name, fn in entrants.items():
         for _ in range(warmup):
             fn()
         start = time.perf_counter()
         fn()
-        loops[name] = max(1, math.ceil(MIN_SAMPLE_SECONDS / max(time.perf_counter() - start, 1e-9)))
+        loops[name] = max(1, math.ceil(min_sample / max(time.perf_counter() - start, 1e-9)))
     names = list(entrants)
     times = {name: [] for name in names}
     gc.collect()
@@ -246,6 +248,8 @@ def _round_robin(entrants: dict[str, Callable], repeat: int, warmup: int) -> dic
         for rep in range(repeat):
             for name in names[rep % len(names):] + names[: rep % len(names)]:
                 fn, n = entrants[name], loops[name]
+                if settle:
+                    time.sleep(settle)
                 start = time.perf_counter()
                 for _ in range(n):
                     fn()
@@ -294,14 +298,14 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
         try:
             import torch  # noqa: F811 (optional)
 
-            torch.set_num_threads(_backends.get_num_threads())
+            torch.set_num_threads(_threads.get_num_threads())
         except ImportError:
             torch = None
     all_cases = cases(torch)
     bound = {name: bind(name) for name in backends}
     if with_auto:
         bound["auto"] = types.SimpleNamespace(**public_ops())
-    bandwidth = copy_bandwidth(_backends.get_num_threads())
+    bandwidth = copy_bandwidth(_threads.get_num_threads())
     plan = [(op, size, dtype) for op in ops for size in sizes for dtype in dtypes]
     rows = []
     for k, (op, size, dtype) in enumerate(plan):
@@ -319,7 +323,7 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
     progress(len(plan), len(plan), "done")
     return {
         "copy_bandwidth_bytes_per_second": bandwidth,
-        "threads": _backends.get_num_threads(),
+        "threads": _threads.get_num_threads(),
         "repeat": repeat,
         "warmup": warmup,
         "rows": rows,
@@ -356,6 +360,11 @@ def table(result: dict, *, markdown: bool = False) -> str:
         if with_auto:
             cells.append(f"{seconds['auto'] / seconds[best]:.2f}")
         lines.append(cells)
+    return _render(header, lines, markdown)
+
+
+def _render(header: list[str], lines: list[list[str]], markdown: bool) -> str:
+    """A Markdown table, or aligned text: the three label columns left, the numbers right."""
     if markdown:
         rule = ["---"] * len(header)
         return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, rule, *lines])
@@ -389,3 +398,93 @@ def plot(result: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# `bench --layers`: training steps (gradkernels._steps), with each backend at the default thread
+# count and at one thread, against the same step by hand in NumPy and in PyTorch eager
+
+# A sample is a run of consecutive steps, as in a training loop, after a pause in which the
+# previous entrant's idle threads stop spinning: OpenBLAS's spin for 2^28 cycles (~0.1 s) after a
+# GEMM, and would otherwise take cores from the next entrant (PyTorch's own pool, say).
+STEP_MIN_SAMPLE_SECONDS = 20e-3
+STEP_SETTLE_SECONDS = 0.12
+
+
+def step_cells(activations=None, batches=None, widths=None) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(step, activation, shape) of every layer cell, then the MLP steps (relu and sigmoid)."""
+    activations = activations or _steps.ACTIVATIONS
+    cells = [("layer", act, (batch, width)) for act in activations for batch in batches or _steps.BATCHES
+             for width in widths or _steps.WIDTHS]
+    return cells + [("mlp", act, (_steps.MLP_BATCH, *_steps.MLP_WIDTHS)) for act in activations if act != "tanh"]
+
+
+def _step_entrants(step, activation, shape, dtype, backends, torch, rng) -> dict[str, Callable]:
+    if step == "layer":
+        inputs = _steps.layer_inputs(rng, dtype, *shape)
+        ours = lambda b: _steps.layer_step(b, activation, *inputs)
+        entrants = {"gemms": _steps.gemms(inputs[0], inputs[1], inputs[3]),
+                    "numpy": _steps.numpy_layer_step(activation, *inputs)}
+        peer = torch and (lambda: _steps.torch_layer_step(torch, activation, *inputs))
+    else:
+        inputs = _steps.mlp_inputs(rng, dtype, shape[0], shape[1:])
+        ours = lambda b: _steps.mlp_step(b, activation, *inputs)
+        entrants = {"numpy": _steps.numpy_mlp_step(activation, *inputs)}
+        peer = torch and (lambda: _steps.torch_mlp_step(torch, activation, *inputs))
+    if peer:
+        entrants["torch"] = peer()
+    for name in backends:
+        call = ours(bind(name))
+        entrants[name] = call
+        entrants[f"{name} 1t"] = lambda call=call: _one_thread(call)
+    return entrants
+
+
+def _one_thread(call):
+    with _threads.thread_limit(1):
+        return call()
+
+
+def run_steps(cells, dtype: str, backends, *, repeat: int, warmup: int, with_torch: bool, seed: int = 0) -> dict:
+    """Every cell's entrants measured; the dict that --json writes."""
+    torch = None
+    if with_torch:
+        try:
+            import torch  # noqa: F811 (optional)
+
+            torch.set_num_threads(_threads.get_num_threads())
+        except ImportError:
+            torch = None
+    rows = []
+    for k, (step, activation, shape) in enumerate(cells):
+        progress(k, len(cells), f"{step} {activation} {'x'.join(map(str, shape))}")
+        entrants = _step_entrants(step, activation, shape, np.dtype(dtype), backends, torch,
+                                  np.random.default_rng(seed))
+        medians = _round_robin(entrants, repeat, warmup, min_sample=STEP_MIN_SAMPLE_SECONDS,
+                               settle=STEP_SETTLE_SECONDS)
+        rows.append({"step": step, "activation": activation, "shape": list(shape), "dtype": dtype,
+                     "seconds": medians})
+    progress(len(cells), len(cells), "done")
+    return {"threads": _threads.get_num_threads(), "repeat": repeat, "warmup": warmup, "backends": list(backends),
+            "rows": rows}
+
+
+def steps_table(result: dict, *, markdown: bool = False) -> str:
+    """ms per entrant, then the fastest of our backends at the default thread count against
+    hand-written NumPy and PyTorch, and the worst ratio of a backend's default to its one-thread
+    time (above 1: the default is slower)."""
+    backends = result["backends"]
+    entrants = list(dict.fromkeys(name for row in result["rows"] for name in row["seconds"]))
+    header = ["step", "activation", "shape", *(f"{name} ms" for name in entrants), "best", "x numpy", "x torch",
+              "default/1t"]
+    lines = []
+    for row in result["rows"]:
+        seconds = row["seconds"]
+        best = min(backends, key=seconds.get)
+        cells = [row["step"], row["activation"], "x".join(map(str, row["shape"]))]
+        cells += [f"{seconds[name] * 1e3:.3f}" if name in seconds else "-" for name in entrants]
+        cells.append(best)
+        cells += [f"{seconds[peer] / seconds[best]:.2f}" if peer in seconds else "-" for peer in ("numpy", "torch")]
+        cells.append(f"{max(seconds[name] / seconds[f'{name} 1t'] for name in backends):.2f}")
+        lines.append(cells)
+    return _render(header, lines, markdown)

@@ -20,8 +20,11 @@ import types
 
 import numpy as np
 
-from . import _backends, reference
-from ._ckernels import ffi, lib
+from . import reference
+from ._threads import get_num_threads, loading_openmp
+
+with loading_openmp():
+    from ._ckernels import ffi, lib
 from .reference.linear import backward_kernels, linear_forward
 
 OPENMP = bool(lib.gk_openmp())
@@ -93,7 +96,7 @@ def _optional(arr, dtype, size, *, output=True):
 
 
 def _threads() -> int:
-    return _backends.get_num_threads() if OPENMP else 1
+    return get_num_threads() if OPENMP else 1
 
 
 _ERRORS = {

@@ -7,7 +7,9 @@ run on every available backend from the same seed.
    linear, sigmoid and their backwards.
 3. The regression net of MATH.md section 6: its loss and gradients against the worked values.
 
-In float64 every backend must end at the same loss as the NumPy backend to a relative 1e-9 (and
+Each network is also trained by a step written by hand in plain NumPy, the code a user would
+have without gradkernels: the time per epoch of every backend is given against it. In float64
+every run must end at the same loss as the NumPy backend's to a relative 1e-9 (and the backends
 match the worked values); the command exits with 1 if one does not.
 """
 
@@ -16,11 +18,12 @@ import time
 
 import numpy as np
 
-from . import _selftest
+from . import _selftest, _steps
 from ._bench import progress
 from ._dispatch import backend as bind
 
 SAME_LOSS_RTOL = 1e-9
+BY_HAND = "by hand"  # the run whose steps are plain NumPy
 
 
 def spiral(rng, points_per_class: int, classes: int = 3):
@@ -50,13 +53,15 @@ class SpiralNet:
                        for p in _init(rng, fan_in, fan_out, gain)]
 
     def step(self, ops, x, labels, lr: float) -> float:
-        w1, b1, w2, b2, w3, b3 = self.params
-        a1 = ops.linear_relu(x, w1, b1)
-        a2 = ops.linear_relu(a1, w2, b2)
-        loss, da2, dw3, db3 = ops.linear_cross_entropy(a2, w3, b3, labels)
-        da1, dw2, db2 = ops.linear_relu_backward(da2, a2, a1, w2)
-        _, dw1, db1 = ops.linear_relu_backward(da1, a1, x, w1)
-        for param, grad in zip(self.params, (dw1, db1, dw2, db2, dw3, db3)):
+        """linear_relu twice, linear_cross_entropy, linear_relu_backward twice (gradkernels._steps)."""
+        return self._descend(_steps.mlp_step(ops, "relu", x, labels, self.params), lr)
+
+    def by_hand(self, x, labels, lr: float) -> float:
+        return self._descend(_steps.numpy_mlp_step("relu", x, labels, self.params), lr)
+
+    def _descend(self, step, lr: float) -> float:
+        loss, grads = step()
+        for param, grad in zip(self.params, grads):
             param -= lr * grad
         return float(loss)
 
@@ -74,6 +79,17 @@ class CircleNet:
         dh, dw2, db2 = ops.linear_backward(dz2, h, w2)
         _, dw1, db1 = ops.linear_backward(ops.sigmoid_backward(dh, h), x, w1)
         for param, grad in zip(self.params, (dw1, db1, dw2, db2)):
+            param -= lr * grad
+        return float(loss)
+
+    def by_hand(self, x, y, lr: float) -> float:
+        w1, b1, w2, b2 = self.params
+        h = 1 / (1 + np.exp(-(x @ w1 + b1)))
+        z = h @ w2 + b2
+        loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+        dz2 = (1 / (1 + np.exp(-z)) - y) / z.size
+        dz1 = (dz2 @ w2.T) * h * (1 - h)
+        for param, grad in zip(self.params, (x.T @ dz1, dz1.sum(axis=0), h.T @ dz2, dz2.sum(axis=0))):
             param -= lr * grad
         return float(loss)
 
@@ -96,11 +112,16 @@ class Run:
 
 
 def train(task: Task, backend_name: str, seed: int) -> Run:
-    """Mini-batch SGD on `task` with the ops of one backend; the seed fixes the initial weights
-    and every epoch's shuffle, so every backend does the same arithmetic."""
-    ops = bind(backend_name)
+    """Mini-batch SGD on `task` with the ops of one backend (or BY_HAND: the network's plain NumPy
+    step); the seed fixes the initial weights and every epoch's shuffle, so every run does the
+    same arithmetic."""
     rng = np.random.default_rng(seed)
     net = task.network(rng)
+    if backend_name == BY_HAND:
+        step = net.by_hand
+    else:
+        ops = bind(backend_name)
+        step = lambda x, y, lr: net.step(ops, x, y, lr)
     x, y = task.data
     run = Run(backend_name, [], [])
     for epoch in range(task.epochs):
@@ -110,7 +131,7 @@ def train(task: Task, backend_name: str, seed: int) -> Run:
         total = 0.0
         for first in range(0, len(x), task.batch):
             batch = order[first : first + task.batch]
-            total += net.step(ops, x[batch], y[batch], task.lr) * len(batch)
+            total += step(x[batch], y[batch], task.lr) * len(batch)
         run.epoch_seconds.append(time.perf_counter() - start)
         run.losses.append(total / len(x))
     progress(task.epochs, task.epochs, "done")
@@ -129,8 +150,8 @@ def tasks(quick: bool, seed: int) -> list[Task]:
 
 
 def report(task: Task, runs: list[Run]) -> bool:
-    """Prints the loss curve and the time per epoch of each backend; whether every backend ended
-    at the NumPy backend's loss."""
+    """Prints the loss curve and the time per epoch of each run, and that time against the run by
+    hand; whether every run ended at the NumPy backend's loss."""
     x, _ = task.data
     print(f"{task.title}")
     print(f"  {len(x)} points, batches of {task.batch}, learning rate {task.lr}, {task.epochs} epochs, float64")
@@ -143,7 +164,7 @@ def report(task: Task, runs: list[Run]) -> bool:
     # Median over epochs: the first epoch of a backend also compiles its kernels (Numba).
     per_epoch = {run.backend: float(np.median(run.epoch_seconds)) for run in runs}
     print("  ms/epoch" + "".join(f"{per_epoch[name] * 1e3:12.2f}  " for name in names))
-    print("  x numpy " + "".join(f"{per_epoch[reference.backend] / per_epoch[name]:12.2f}x " for name in names))
+    print("  x hand  " + "".join(f"{per_epoch[BY_HAND] / per_epoch[name]:12.2f}x " for name in names))
     same = True
     for run in runs[1:]:
         difference = abs(run.losses[-1] - reference.losses[-1]) / abs(reference.losses[-1])
@@ -203,10 +224,10 @@ def plot(runs_by_task: list[tuple[Task, list[Run]]], path: str) -> None:
 
 def run(names: list[str], *, quick: bool, seed: int, plot_path: str | None) -> int:
     names = ["numpy", *(name for name in names if name != "numpy")]  # the reference first
-    runs_by_task = [(task, [train(task, name, seed) for name in names]) for task in tasks(quick, seed)]
+    runs_by_task = [(task, [train(task, name, seed) for name in [*names, BY_HAND]]) for task in tasks(quick, seed)]
     ok = all([report(task, runs) for task, runs in runs_by_task])
     ok &= worked_example(names)
     if plot_path:
         plot(runs_by_task, plot_path)
-    print("every backend reached the same losses" if ok else "FAILED: a backend's results differ")
+    print("every run reached the same losses" if ok else "FAILED: a run's results differ")
     return 0 if ok else 1

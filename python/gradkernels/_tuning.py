@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from . import _backends
+from . import _backends, _threads
 
 # Size classes by the element count of an op's first array: small below MEDIUM, large from LARGE
 # on. The bench's shapes fall one in each (_bench.SIZES).
@@ -43,7 +43,7 @@ def _cpu_identity() -> str:
         features = str(lib.gk_cpu_features())
     except ImportError:
         pass
-    return f"{platform.machine()} {model} {features} {_backends.MAX_THREADS} cores"
+    return f"{platform.machine()} {model} {features} {_threads.MAX_THREADS} cores"
 
 
 def table_path() -> pathlib.Path:

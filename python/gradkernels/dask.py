@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _backends
+from . import _threads
 
 __all__ = ["linear_backward", "linear_cross_entropy", "mse", "sigmoid_binary_cross_entropy", "softmax_cross_entropy"]
 
@@ -34,7 +34,7 @@ def _run(op_name, backend, threads, *args, **kwargs):
     import gradkernels
 
     ops = gradkernels if backend is None else gradkernels.backend(backend)
-    with _backends.thread_limit(threads):
+    with _threads.thread_limit(threads):
         return getattr(ops, op_name)(*args, **kwargs)
 
 

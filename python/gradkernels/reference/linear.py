@@ -6,7 +6,7 @@ its own passes (the bias gradient, the ReLU mask, cross-entropy)."""
 
 import numpy as np
 
-from .._backends import thread_limit
+from .._threads import thread_limit
 from .._blas import accumulate
 from .._blas import direct as direct_gemm
 from .activations import relu_backward
