@@ -34,6 +34,10 @@ int gk_cpu_level(void);
 /* Whether this build runs kernels on several threads (it was compiled with OpenMP). */
 int gk_openmp(void);
 
+/* The factor on every kernel's parallel threshold (internal.h): 1 unless set. Set once, before any
+ * kernel runs; the Python package sets it from how libgomp's idle threads wait. */
+void gk_set_parallel_scale(int64_t scale);
+
 /* What every kernel returns. */
 enum gk_status {
     GK_OK = 0,

@@ -29,14 +29,17 @@
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #endif
 
-/* Below these sizes a parallel region costs more than it saves where kernels run in training: each
- * between two GEMMs, so the pool's threads have gone to sleep (after GOMP_SPINCOUNT=1000 spins) and
- * waking one costs ~100 us on a VM. Measured with the threads asleep on a 2-core Zen 3, serial
- * against 2 threads, the same crossovers as the Numba backend's: sigmoid 0.70x at 2^17 elements,
- * 1.26x at 2^18; relu_backward 0.96x at 2^20, 1.29x at 2^21 (cheap elementwise ops, and ops that
- * evaluate an exponential per element). */
+/* Below these sizes, times gk_parallel_scale, a parallel region costs more than it saves where
+ * kernels run in training: between two GEMMs. With a short libgomp spin the pool's threads are
+ * asleep by then and waking one costs ~100 us on a VM; measured so on a 2-core Zen 3, serial
+ * against 2 threads: sigmoid 0.70x at 2^17 elements, 1.26x at 2^18; relu_backward 0.96x at 2^20,
+ * 1.29x at 2^21 (cheap elementwise ops, and ops that evaluate an exponential per element). With
+ * libgomp's default spin, the scale is larger (gradkernels._threads). The Numba backend uses the
+ * same crossovers. */
 #define GK_PARALLEL_MIN_ELEMENTS ((int64_t)1 << 21)
 #define GK_PARALLEL_MIN_TRANSCENDENTAL ((int64_t)1 << 18)
+
+extern int64_t gk_parallel_scale; /* cpu.c */
 
 /* Elements per task of the kernels that sum (the elementwise losses): fixed, so the per-chunk
  * partial sums, added in chunk order, are the same for every thread count. */
@@ -52,7 +55,7 @@
 /* Whether a loop of n elements with this threshold should use `threads` threads. */
 static inline int gk_parallel(int64_t n, int threads, int64_t threshold)
 {
-    return threads > 1 && n >= threshold;
+    return threads > 1 && n >= threshold * gk_parallel_scale;
 }
 
 /* Whether a row kernel (an exponential per element) should split its rows over `threads` threads. */

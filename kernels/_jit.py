@@ -5,7 +5,8 @@ import importlib
 import numba
 from numba.np.ufunc import parallel as _numba_parallel
 
-from .._threads import get_num_threads, loading_openmp
+from .. import _threads
+from .._threads import get_num_threads
 
 
 def _thread_safe_layer() -> bool:
@@ -22,8 +23,7 @@ def _thread_safe_layer() -> bool:
         return False
     for module in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
         try:
-            with loading_openmp():
-                importlib.import_module(module)
+            importlib.import_module(module)
         except Exception:  # the layer's library is missing (ImportError) or unusable (OSError)
             continue
         if chosen == "default":
@@ -53,11 +53,12 @@ _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 CHUNK = 1 << 14
 TASKS_PER_THREAD = 4  # a little slack for a thread that starts late on a shared machine
 
-# Below these sizes a parallel launch costs more than it saves where kernels run in training:
-# between two GEMMs, when the pool's threads have gone to sleep (gradkernels._threads) and waking
-# one costs ~100 microseconds on a VM. Measured that way on a 2-core Zen 3, serial against 2
-# threads: sigmoid 1.15x at 2^18 elements (0.76x at 2^17), relu_backward 1.29x at 2^21 (0.72x at
-# 2^20). The C backend uses the same crossovers.
+# Below these sizes, times _threads.parallel_scale, a parallel launch costs more than it saves
+# where kernels run in training: between two GEMMs. With a short libgomp spin the pool's threads
+# are asleep by then and waking one costs ~100 microseconds on a VM; measured so on a 2-core Zen 3,
+# serial against 2 threads: sigmoid 1.15x at 2^18 elements (0.76x at 2^17), relu_backward 1.29x at
+# 2^21 (0.72x at 2^20). With libgomp's default spin the scale is larger (gradkernels._threads).
+# The C backend uses the same crossovers.
 PARALLEL_MIN_ELEMENTS = 1 << 21
 PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL = 1 << 18
 
@@ -87,7 +88,7 @@ def go_parallel(size: int, threshold: int = PARALLEL_MIN_ELEMENTS) -> bool:
     """Whether a call of `size` elements should run on several threads; if so, sets Numba's count
     for this calling thread to gradkernels.get_num_threads()."""
     threads = get_num_threads()
-    if threads < 2 or size < threshold or not THREAD_SAFE:
+    if threads < 2 or size < threshold * _threads.parallel_scale or not THREAD_SAFE:
         return False
     numba.set_num_threads(threads)
     return True

@@ -71,3 +71,25 @@ def dtype(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def unscaled_parallel_thresholds():
+    """The kernels' parallel crossovers as measured, not scaled up for libgomp's default spin
+    (gradkernels._threads): a test of the parallel paths then needs arrays of a few MB, not
+    hundreds."""
+    from gradkernels import _threads
+
+    scale = _threads.parallel_scale
+    c = gk.backends()["c"]["available"]
+    _threads.parallel_scale = 1
+    if c:
+        from gradkernels._cbackend import lib
+
+        lib.gk_set_parallel_scale(1)
+    try:
+        yield
+    finally:
+        _threads.parallel_scale = scale
+        if c:
+            lib.gk_set_parallel_scale(scale)

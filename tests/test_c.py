@@ -165,7 +165,7 @@ def _same(a, b):
     return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) for x, y in zip(a, b, strict=True))
 
 
-def test_results_are_bit_identical_for_every_thread_count(rng, variant):
+def test_results_are_bit_identical_for_every_thread_count(rng, variant, unscaled_parallel_thresholds):
     before = gk.get_num_threads()
     try:
         for name, call in _calls(rng, variant).items():
@@ -178,7 +178,7 @@ def test_results_are_bit_identical_for_every_thread_count(rng, variant):
         gk.set_num_threads(before)
 
 
-def test_python_threads_calling_at_once_get_the_serial_results(rng):
+def test_python_threads_calling_at_once_get_the_serial_results(rng, unscaled_parallel_thresholds):
     calls = list(_calls(rng, None).values())
     expected = [call() for call in calls]
 

@@ -2,6 +2,7 @@
 serial calls, nothing deadlocks, nothing aborts. Run in a subprocess, so that a deadlock is a
 timeout and an abort a return code, not a hung or dead test run."""
 
+import os
 import subprocess
 import sys
 
@@ -69,7 +70,11 @@ print(layer, len(work), len(mismatches), len(failures), failures[:1])
 
 
 def test_sixteen_threads_calling_mixed_ops_on_every_backend_get_the_serial_results():
-    done = subprocess.run([sys.executable, "-c", _MIXED_CALLS, "16"], capture_output=True, text=True, timeout=600)
+    # A short libgomp spin leaves the parallel thresholds unscaled (gradkernels._threads), so the
+    # arrays above reach the parallel paths.
+    env = {**os.environ, "GOMP_SPINCOUNT": "0"}
+    done = subprocess.run([sys.executable, "-c", _MIXED_CALLS, "16"], capture_output=True, text=True, timeout=600,
+                          env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     layer, calls, mismatches, failures = done.stdout.split()[:4]
     available = [n for n, info in gk.backends().items() if info["available"]]

@@ -184,7 +184,7 @@ PARALLEL_DRIVERS = {
 
 
 @pytest.mark.parametrize("op", PARALLEL_DRIVERS)
-def test_results_are_bit_identical_for_every_thread_count(rng, op):
+def test_results_are_bit_identical_for_every_thread_count(rng, op, unscaled_parallel_thresholds):
     bk = gk.backend("numba")
     n = 2 * _jit.PARALLEL_MIN_ELEMENTS + 3 * _jit.CHUNK + 123  # above every threshold, ragged tail
     z = rng.standard_normal((n // 100, 100)).astype(np.float32)

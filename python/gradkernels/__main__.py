@@ -82,7 +82,7 @@ def _blas() -> str:
 
 
 def info(_args) -> int:
-    available = _backends.backends()  # loaded first: the OpenMP line says how they loaded it
+    available = _backends.backends()
     lines = [
         ("gradkernels", __version__),
         ("python", platform.python_version()),
@@ -95,7 +95,7 @@ def info(_args) -> int:
         ("cpu features", _cpu_features()),
         ("cores usable", str(_threads.MAX_THREADS)),
         ("threads", f"{_threads.get_num_threads()} (gradkernels.set_num_threads)"),
-        ("openmp wait", _threads.openmp_wait),
+        ("openmp wait", _threads.openmp_wait()),
         ("blas", _blas()),
     ]
     lines.append(("c variants", _c_variants()))

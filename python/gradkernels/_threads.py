@@ -1,6 +1,5 @@
-"""Threads: how many our kernels may use, and how the OpenMP runtime that the C backend and
-Numba's OpenMP layer share is loaded. A leaf module: the backends import it, it imports none of
-them."""
+"""Threads: how many our kernels may use. A leaf module: the backends import it, it imports none
+of them."""
 
 import contextlib
 import contextvars
@@ -53,48 +52,43 @@ def thread_limit(n: int) -> Iterator[None]:
         _thread_limit.reset(token)
 
 
-# After a parallel region libgomp's threads spin before they sleep: 300,000 pause instructions by
-# default, milliseconds, on the very cores BLAS's threads need for the GEMM that usually comes
-# next. A layer step (GEMM, parallel sigmoid, GEMMs) ran 8x slower than with our kernels serial,
-# measured on a 2-core Zen 3. 1,000 spins (tens of microseconds) still carry a thread across the
-# gap between two of our calls from Python; sleeping at once (0) costs ~100 us per parallel call
-# on a VM, where waking a thread is slow.
-OPENMP_SPIN_COUNT = 1000
-OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-
-openmp_wait = "libgomp not loaded"  # how libgomp's idle threads wait, as `info` reports it
-
-
-def _libgomp_loaded() -> bool:
-    try:
-        with open("/proc/self/maps") as maps:
-            return "libgomp" in maps.read()
-    except OSError:  # not Linux: no way to tell, and then nothing is set
-        return True
+# After each parallel region libgomp's idle threads spin before they sleep: by default ~10 ms of a
+# core (measured on a 2-core Zen 3), right through the GEMM that usually follows in training, whose
+# BLAS threads then share their cores with them. A layer step with a parallel activation between
+# its GEMMs ran 1.1x (4096 x 1024) to 8x (200 x 256) slower than with our kernels serial. So the
+# kernels' parallel thresholds (measured with the threads asleep, internal.h and kernels/_jit.py)
+# are scaled up 64x, to sizes whose second thread saves more than that costs, unless the process
+# started with a short spin. libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, as it loads,
+# and PyTorch's pool follows them too when it shares that libgomp: gradkernels sets neither, since
+# a short spin made PyTorch's own layer step 2.3x slower here.
+SHORT_SPIN_COUNT = 1000
+DEFAULT_SPIN_SCALE = 64
 
 
-@contextlib.contextmanager
-def loading_openmp() -> Iterator[None]:
-    """Around an import that may load libgomp (the C extension, Numba's OpenMP layer): libgomp
-    reads its wait settings from the environment once, as it loads. Unless the user set
-    OMP_WAIT_POLICY or GOMP_SPINCOUNT, or libgomp is already loaded, it loads with
-    GOMP_SPINCOUNT=OPENMP_SPIN_COUNT; os.environ is as it was again afterwards, so child processes
-    and the user's own code never see the variable."""
-    global openmp_wait
-    chosen = [f"{name}={os.environ[name]}" for name in OPENMP_VARIABLES if name in os.environ]
-    if chosen:
-        openmp_wait = f"{', '.join(chosen)} (set by the user)"
-        yield
-        return
-    if _libgomp_loaded():
-        if openmp_wait == "libgomp not loaded":
-            openmp_wait = "libgomp's own defaults (it was loaded before gradkernels)"
-        yield
-        return
-    os.environ["GOMP_SPINCOUNT"] = str(OPENMP_SPIN_COUNT)
-    try:
-        yield
-    finally:
-        del os.environ["GOMP_SPINCOUNT"]
-        if _libgomp_loaded():
-            openmp_wait = f"GOMP_SPINCOUNT={OPENMP_SPIN_COUNT} (gradkernels' default)"
+def _spin_count(env) -> int | None:
+    """The spins libgomp will make, from the environment as it reads it; None: its default."""
+    value = env.get("GOMP_SPINCOUNT", "").strip().lower()
+    if value:
+        if value in ("infinite", "infinity"):
+            return 2**63 - 1
+        multiplier = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}.get(value[-1:], 1)
+        digits = value[:-1] if multiplier > 1 else value
+        if digits.isdigit():
+            return int(digits) * multiplier
+    policy = env.get("OMP_WAIT_POLICY", "").strip().lower()
+    return {"passive": 0, "active": 2**63 - 1}.get(policy)
+
+
+def parallel_scale_for(env) -> int:
+    spins = _spin_count(env)
+    return 1 if spins is not None and spins <= SHORT_SPIN_COUNT else DEFAULT_SPIN_SCALE
+
+
+parallel_scale = parallel_scale_for(os.environ)
+
+
+def openmp_wait() -> str:
+    """How libgomp's idle threads wait, and what that makes of the parallel thresholds (for `info`)."""
+    chosen = [f"{name}={os.environ[name]}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if name in os.environ]
+    setting = ", ".join(chosen) if chosen else "libgomp's default spin"
+    return f"{setting}: parallel thresholds x{parallel_scale}"
