@@ -23,12 +23,7 @@ SIZES = os.environ.get("GRADKERNELS_BENCH_SIZES", ",".join(_bench.SIZES)).split(
 def _torch():
     """PyTorch, imported only by its own benchmarks (asv runs each in a process of its own, and
     the import takes about a second), or None."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(gk.get_num_threads())
-    return torch
+    return _bench._torch()
 
 
 class _OpBenchmark:

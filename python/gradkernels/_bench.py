@@ -289,18 +289,21 @@ def progress(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
+def _torch():
+    """PyTorch on as many threads as our kernels, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(_threads.get_num_threads())
+    return torch
+
+
 def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: bool, with_auto: bool,
         seed: int = 0) -> dict:
     """Every case measured; the dict that --json writes. `with_auto` adds the module-level ops under
     "auto" (the tuned choice per op, dtype and size) as an entrant."""
-    torch = None
-    if with_torch:
-        try:
-            import torch  # noqa: F811 (optional)
-
-            torch.set_num_threads(_threads.get_num_threads())
-        except ImportError:
-            torch = None
+    torch = _torch() if with_torch else None
     all_cases = cases(torch)
     bound = {name: bind(name) for name in backends}
     if with_auto:
@@ -447,14 +450,7 @@ def _one_thread(call):
 
 def run_steps(cells, dtype: str, backends, *, repeat: int, warmup: int, with_torch: bool, seed: int = 0) -> dict:
     """Every cell's entrants measured; the dict that --json writes."""
-    torch = None
-    if with_torch:
-        try:
-            import torch  # noqa: F811 (optional)
-
-            torch.set_num_threads(_threads.get_num_threads())
-        except ImportError:
-            torch = None
+    torch = _torch() if with_torch else None
     rows = []
     for k, (step, activation, shape) in enumerate(cells):
         progress(k, len(cells), f"{step} {activation} {'x'.join(map(str, shape))}")

@@ -21,13 +21,12 @@ import types
 import numpy as np
 
 from . import reference
-from . import _threads
 from ._ckernels import ffi, lib
-from ._threads import get_num_threads
+from ._threads import get_num_threads, parallel_scale
 from .reference.linear import backward_kernels, linear_forward
 
 OPENMP = bool(lib.gk_openmp())
-lib.gk_set_parallel_scale(_threads.parallel_scale)
+lib.gk_set_parallel_scale(parallel_scale)
 
 # What GRADKERNELS_MAX_ISA may name, and the x86-64 level (gk_cpu_level) each stands for.
 MAX_ISA_LEVELS = {"avx512": 4, "avx2": 3, "baseline": 1}
