@@ -22,8 +22,10 @@ def _close(got, want):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * max(1.0, float(np.abs(want).max())))
 
 
-def _torch():
-    return pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # the PyTorch column is then left out
+    torch = None
 
 
 @pytest.mark.parametrize("activation", _steps.ACTIVATIONS)
@@ -31,10 +33,8 @@ def test_a_layer_step_gives_the_same_gradients_every_way_it_is_written(rng, acti
     inputs = _steps.layer_inputs(rng, np.float64, 33, 20)
     want = _steps.numpy_layer_step(activation, *inputs)()
     ways = {name: _steps.layer_step(gk.backend(name), activation, *inputs) for name in BACKENDS}
-    try:
-        ways["torch"] = _steps.torch_layer_step(_torch(), activation, *inputs)
-    except pytest.skip.Exception:
-        pass
+    if torch is not None:
+        ways["torch"] = _steps.torch_layer_step(torch, activation, *inputs)
     for name, step in ways.items():
         for got, expected in zip(step(), want, strict=True):
             _close(got, expected)
@@ -45,10 +45,8 @@ def test_an_mlp_step_gives_the_same_loss_and_gradients_every_way_it_is_written(r
     inputs = _steps.mlp_inputs(rng, np.float64, 40, (7, 12, 9, 5))
     want_loss, want_grads = _steps.numpy_mlp_step(activation, *inputs)()
     ways = {name: _steps.mlp_step(gk.backend(name), activation, *inputs) for name in BACKENDS}
-    try:
-        ways["torch"] = _steps.torch_mlp_step(_torch(), activation, *inputs)
-    except pytest.skip.Exception:
-        pass
+    if torch is not None:
+        ways["torch"] = _steps.torch_mlp_step(torch, activation, *inputs)
     for name, step in ways.items():
         loss, grads = step()
         _close(float(loss), want_loss)

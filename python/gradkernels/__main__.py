@@ -99,7 +99,8 @@ def info(_args) -> int:
         ("blas", _blas()),
     ]
     lines.append(("c variants", _c_variants()))
-    for var in ("GRADKERNELS_MAX_ISA", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in ("GRADKERNELS_MAX_ISA", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS"):
         if var in os.environ:
             lines.append((var, os.environ[var]))
     chosen = _backends.get_backend()
@@ -203,8 +204,9 @@ def bench_steps(args) -> int:
     result = _bench.run_steps(cells, (args.dtype or ["float32"])[0], names, repeat=args.repeat, warmup=args.warmup,
                               with_torch=not args.no_torch)
     print(f"one training step (forward and backward) per call; {result['threads']} threads by default, "
-          f'"1t" = our kernels on one thread, as after gradkernels.set_num_threads(1) (BLAS keeps its threads); median of {args.repeat} samples of '
-          f"consecutive steps per entrant, round-robin; gemms = the layer's three GEMMs alone, in NumPy")
+          '"1t" = our kernels on one thread, as after gradkernels.set_num_threads(1) (BLAS keeps its threads); '
+          f"median of {args.repeat} samples of consecutive steps per entrant, round-robin; gemms = the layer's "
+          f"three GEMMs alone, in NumPy; {_threads.openmp_wait()}")
     print(_variant_line())
     print(_bench.steps_table(result))
     if args.json:
