@@ -195,3 +195,14 @@ def test_bench_layers_times_the_steps_against_numpy_by_hand(tmp_path, capsys):
         want = {"numpy", *ours, *(f"{n} 1t" for n in ours)} | ({"gemms"} if row["step"] == "layer" else set())
         assert set(row["seconds"]) == want
         assert all(s > 0 for s in row["seconds"].values())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--layers", "--op", "relu"], "--op cannot be used with --layers (it times steps, not ops)"),
+    (["--layers", "--size", "small", "--plot", "x.png"], "--size, --plot cannot be used with --layers"),
+    (["--layers", "--dtype", "float32", "--dtype", "float64"], "--layers times one dtype: give --dtype once"),
+    (["--batch", "32", "--activation", "relu"], "--batch, --activation only apply with --layers"),
+])
+def test_bench_refuses_an_option_its_mode_would_ignore(capsys, argv, message):
+    assert cli.main(["bench", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -166,6 +166,7 @@ def _variant_line() -> str:
 
 
 def bench(args) -> int:
+    _refuse_options_of_the_other_mode(args)
     if args.layers:
         return bench_steps(args)
     names = _backend_names(args)
@@ -180,17 +181,37 @@ def bench(args) -> int:
     print(f"copy bandwidth (the limit): {result['copy_bandwidth_bytes_per_second'] / 1e9:.1f} GB/s, "
           f"64 MiB into a fresh array; {result['threads']} threads; median of {args.repeat} calls per entrant, "
           f"round-robin, fresh outputs")
+    _report(args, result, _bench.table)
+    if args.plot:
+        _bench.plot(result, args.plot)
+    return 0
+
+
+def _report(args, result: dict, table) -> None:
+    """The variant line and `table(result)` on stdout; the --json and --markdown files."""
     print(_variant_line())
-    print(_bench.table(result))
+    print(table(result))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({**result, "c_variant": _backends.backends()["c"]["variant"]}, f, indent=1)
-    if args.plot:
-        _bench.plot(result, args.plot)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(_bench.table(result, markdown=True) + "\n")
-    return 0
+            f.write(table(result, markdown=True) + "\n")
+
+
+def _refuse_options_of_the_other_mode(args) -> None:
+    """bench times ops or, with --layers, steps: an option of the other mode would be ignored."""
+    if args.layers:
+        given = [flag for flag, value in (("--op", args.op), ("--size", args.size), ("--plot", args.plot)) if value]
+        if given:
+            raise RuntimeError(f"{', '.join(given)} cannot be used with --layers (it times steps, not ops)")
+        if args.dtype and len(args.dtype) > 1:
+            raise RuntimeError("--layers times one dtype: give --dtype once")
+    else:
+        given = [flag for flag, value in (("--batch", args.batch), ("--width", args.width),
+                                          ("--activation", args.activation)) if value]
+        if given:
+            raise RuntimeError(f"{', '.join(given)} only apply with --layers")
 
 
 def bench_steps(args) -> int:
@@ -207,14 +228,7 @@ def bench_steps(args) -> int:
           '"1t" = our kernels on one thread, as after gradkernels.set_num_threads(1) (BLAS keeps its threads); '
           f"median of {args.repeat} samples of consecutive steps per entrant, round-robin; gemms = the layer's "
           f"three GEMMs alone, in NumPy; {_threads.openmp_wait()}")
-    print(_variant_line())
-    print(_bench.steps_table(result))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({**result, "c_variant": _backends.backends()["c"]["variant"]}, f, indent=1)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(_bench.steps_table(result, markdown=True) + "\n")
+    _report(args, result, _bench.steps_table)
     return 0
 
 
