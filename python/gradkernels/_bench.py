@@ -422,7 +422,9 @@ def step_cells(activations=None, batches=None, widths=None) -> list[tuple[str, s
     return cells + [("mlp", act, (_steps.MLP_BATCH, *_steps.MLP_WIDTHS)) for act in activations if act != "tanh"]
 
 
-def _step_entrants(step, activation, shape, dtype, backends, torch, rng) -> dict[str, Callable]:
+def step_entrants(step, activation, shape, dtype, backends, torch, rng) -> dict[str, Callable]:
+    """name -> the call of a cell: "gemms" (layers only), "numpy" (by hand), "torch" (when given),
+    and each backend as "<name>" and "<name> 1t" (its kernels on one thread)."""
     if step == "layer":
         inputs = _steps.layer_inputs(rng, dtype, *shape)
         ours = lambda b: _steps.layer_step(b, activation, *inputs)
@@ -454,7 +456,7 @@ def run_steps(cells, dtype: str, backends, *, repeat: int, warmup: int, with_tor
     rows = []
     for k, (step, activation, shape) in enumerate(cells):
         progress(k, len(cells), f"{step} {activation} {'x'.join(map(str, shape))}")
-        entrants = _step_entrants(step, activation, shape, np.dtype(dtype), backends, torch,
+        entrants = step_entrants(step, activation, shape, np.dtype(dtype), backends, torch,
                                   np.random.default_rng(seed))
         medians = _round_robin(entrants, repeat, warmup, min_sample=STEP_MIN_SAMPLE_SECONDS,
                                settle=STEP_SETTLE_SECONDS)
