@@ -5,9 +5,7 @@
 
 int GK_KERNEL(gk_relu_forward)(T *y, const T *x, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t i = 0; i < n; i++)
-        y[i] = x[i] <= 0 ? (T)0 : x[i]; /* NaN stays NaN */
+    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, y[i] = x[i] <= 0 ? (T)0 : x[i]; /* NaN stays NaN */);
     return GK_OK;
 }
 
@@ -20,8 +18,7 @@ int GK_KERNEL(gk_relu_forward)(T *y, const T *x, int64_t n, int threads)
 int GK_KERNEL(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t n, int threads)
 {
     int64_t bytes = n / 8, blocks = (bytes + GK_MASK_BLOCK - 1) / GK_MASK_BLOCK;
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t b = 0; b < blocks; b++) {
+    GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), b, blocks, {
         int64_t first = b * GK_MASK_BLOCK, count = GK_MIN(GK_MASK_BLOCK, bytes - first);
         const T *in = x + 8 * first;
         T *out = y + 8 * first;
@@ -37,7 +34,7 @@ int GK_KERNEL(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t n, 
             memcpy(&word, positive + 8 * j, sizeof word);
             mask[first + j] = (uint8_t)((word * GK_GATHER_BITS) >> 56);
         }
-    }
+    });
     if (n % 8) {
         uint8_t bits = 0;
         for (int64_t i = 8 * bytes; i < n; i++) {
@@ -52,11 +49,10 @@ int GK_KERNEL(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t n, 
 
 int GK_KERNEL(gk_relu_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t i = 0; i < n; i++) {
+    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, {
         T g = dy[i]; /* read unconditionally, so that the choice is a select */
         dx[i] = y[i] > 0 ? g : (T)0;
-    }
+    });
     return GK_OK;
 }
 
@@ -79,13 +75,12 @@ static const TU S(mask_lanes)[256][8] = {ROWS64(0), ROWS64(64), ROWS64(128), ROW
 int GK_KERNEL(gk_relu_backward_mask)(T *dx, const T *dy, const uint8_t *mask, int64_t n, int threads)
 {
     int64_t bytes = n / 8;
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t j = 0; j < bytes; j++) {
+    GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), j, bytes, {
         const TU *lanes = S(mask_lanes)[mask[j]];
         GK_OMP(simd)
         for (int k = 0; k < 8; k++)
             dx[8 * j + k] = S(gk_from_bits)(S(gk_bits)(dy[8 * j + k]) & lanes[k]);
-    }
+    });
     for (int64_t i = 8 * bytes; i < n; i++)
         dx[i] = mask[bytes] & (1u << (i - 8 * bytes)) ? dy[i] : (T)0;
     return GK_OK;
@@ -94,9 +89,7 @@ int GK_KERNEL(gk_relu_backward_mask)(T *dx, const T *dy, const uint8_t *mask, in
 int GK_KERNEL(gk_leaky_relu_forward)(T *y, const T *x, int64_t n, double negative_slope, int threads)
 {
     T a = (T)negative_slope;
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t i = 0; i < n; i++)
-        y[i] = x[i] > 0 ? x[i] : a * x[i];
+    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, y[i] = x[i] > 0 ? x[i] : a * x[i];);
     return GK_OK;
 }
 
@@ -104,41 +97,32 @@ int GK_KERNEL(gk_leaky_relu_backward)(T *dx, const T *dy, const T *x, int64_t n,
                                       int threads)
 {
     T a = (T)negative_slope;
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t i = 0; i < n; i++)
-        dx[i] = x[i] > 0 ? dy[i] : a * dy[i];
+    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, dx[i] = x[i] > 0 ? dy[i] : a * dy[i];);
     return GK_OK;
 }
 
 int GK_KERNEL(gk_sigmoid_forward)(T *y, const T *x, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_TRANSCENDENTAL))
-    for (int64_t i = 0; i < n; i++)
-        y[i] = S(gk_sigmoid)(x[i]);
+    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL), i, n, y[i] = S(gk_sigmoid)(x[i]););
     return GK_OK;
 }
 
 int GK_KERNEL(gk_sigmoid_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t i = 0; i < n; i++)
-        dx[i] = dy[i] * (y[i] * ((T)1 - y[i]));
+    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, dx[i] = dy[i] * (y[i] * ((T)1 - y[i])););
     return GK_OK;
 }
 
 int GK_KERNEL(gk_tanh_forward)(T *y, const T *x, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_TRANSCENDENTAL))
-    for (int64_t i = 0; i < n; i++)
-        y[i] = S(gk_tanh)(x[i]);
+    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL), i, n, y[i] = S(gk_tanh)(x[i]););
     return GK_OK;
 }
 
 int GK_KERNEL(gk_tanh_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
 {
-    GK_OMP(parallel for simd schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t i = 0; i < n; i++)
-        dx[i] = dy[i] * (((T)1 - y[i]) * ((T)1 + y[i])); /* not 1 - y^2: exact near |y| = 1 */
+    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n,
+                dx[i] = dy[i] * (((T)1 - y[i]) * ((T)1 + y[i])); /* not 1 - y^2: exact near |y| = 1 */);
     return GK_OK;
 }
 

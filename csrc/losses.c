@@ -133,14 +133,12 @@ int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int6
     double weight_sum = S(gk_total)(weight, classes);
     if (classes <= GK_FEW_CLASSES) {
         int64_t batches = (rows + GK_BATCH - 1) / GK_BATCH;
-        GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
-        for (int64_t k = 0; k < batches; k++)
-            S(cross_entropy_batch)(dz, losses, z, labels, weight, k * GK_BATCH, GK_MIN(GK_BATCH, rows - k * GK_BATCH),
-                                   classes, ignore_index, smoothing, grad_scale, weight_sum);
+        GK_FOR(gk_parallel_rows(rows, classes, threads), k, batches,
+               S(cross_entropy_batch)(dz, losses, z, labels, weight, k * GK_BATCH, GK_MIN(GK_BATCH, rows - k * GK_BATCH),
+                                      classes, ignore_index, smoothing, grad_scale, weight_sum););
         return GK_OK;
     }
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
-    for (int64_t r = 0; r < rows; r++) {
+    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows, {
         T *dz_row = dz + r * classes;
         if (labels[r] == ignore_index) {
             memset(dz_row, 0, (size_t)classes * sizeof(T));
@@ -149,7 +147,7 @@ int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int6
             losses[r] = (T)S(cross_entropy_row)(dz_row, z + r * classes, labels[r], weight, weight_sum, classes,
                                                 smoothing, grad_scale);
         }
-    }
+    });
     return GK_OK;
 }
 
@@ -188,10 +186,9 @@ int GK_KERNEL(gk_softmax_cross_entropy_soft)(T *dz, T *losses, const T *z, const
                                              int64_t rows, int64_t classes, double smoothing, double grad_scale,
                                              int threads)
 {
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
-    for (int64_t r = 0; r < rows; r++)
-        losses[r] = (T)S(soft_cross_entropy_row)(dz + r * classes, z + r * classes, targets + r * classes, weight,
-                                                 classes, smoothing, grad_scale);
+    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows,
+           losses[r] = (T)S(soft_cross_entropy_row)(dz + r * classes, z + r * classes, targets + r * classes, weight,
+                                                    classes, smoothing, grad_scale););
     return GK_OK;
 }
 
@@ -282,12 +279,11 @@ int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_su
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_TRANSCENDENTAL))
-    for (int64_t c = 0; c < gk_chunks(n); c++) {
+    GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL), c, gk_chunks(n), {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(bce_chunk)(dz + s, losses ? losses + s : NULL, z + s, targets + s, GK_MIN(n - s, GK_CHUNK),
                                   (T)grad_scale);
-    }
+    });
     *loss_sum = gk_sum_chunks(partial, n);
     return GK_OK;
 }
@@ -298,12 +294,11 @@ int GK_KERNEL(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, cons
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL(n, GK_PARALLEL_MIN_ELEMENTS))
-    for (int64_t c = 0; c < gk_chunks(n); c++) {
+    GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), c, gk_chunks(n), {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(mse_chunk)(dpred + s, losses ? losses + s : NULL, pred + s, target + s,
                                   GK_MIN(n - s, GK_CHUNK), (T)grad_scale);
-    }
+    });
     *loss_sum = gk_sum_chunks(partial, n);
     return GK_OK;
 }

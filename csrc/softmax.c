@@ -19,9 +19,7 @@ GK_INLINE void S(softmax_row)(T *p, const T *z, int64_t n)
 
 int GK_KERNEL(gk_softmax_forward)(T *p, const T *z, int64_t rows, int64_t classes, int threads)
 {
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
-    for (int64_t r = 0; r < rows; r++)
-        S(softmax_row)(p + r * classes, z + r * classes, classes);
+    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows, S(softmax_row)(p + r * classes, z + r * classes, classes););
     return GK_OK;
 }
 
@@ -36,9 +34,8 @@ GK_INLINE void S(softmax_grad_row)(T *dz, const T *dp, const T *p, int64_t n)
 
 int GK_KERNEL(gk_softmax_backward)(T *dz, const T *dp, const T *p, int64_t rows, int64_t classes, int threads)
 {
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
-    for (int64_t r = 0; r < rows; r++)
-        S(softmax_grad_row)(dz + r * classes, dp + r * classes, p + r * classes, classes);
+    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows,
+           S(softmax_grad_row)(dz + r * classes, dp + r * classes, p + r * classes, classes););
     return GK_OK;
 }
 
@@ -53,9 +50,7 @@ GK_INLINE void S(log_softmax_row)(T *logp, const T *z, int64_t n)
 
 int GK_KERNEL(gk_log_softmax_forward)(T *logp, const T *z, int64_t rows, int64_t classes, int threads)
 {
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
-    for (int64_t r = 0; r < rows; r++)
-        S(log_softmax_row)(logp + r * classes, z + r * classes, classes);
+    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows, S(log_softmax_row)(logp + r * classes, z + r * classes, classes););
     return GK_OK;
 }
 
@@ -71,9 +66,8 @@ GK_INLINE void S(log_softmax_grad_row)(T *dz, const T *dlogp, const T *logp, int
 int GK_KERNEL(gk_log_softmax_backward)(T *dz, const T *dlogp, const T *logp, int64_t rows, int64_t classes,
                                        int threads)
 {
-    GK_OMP(parallel for schedule(static) num_threads(threads) GK_IF_PARALLEL_ROWS(rows, classes))
-    for (int64_t r = 0; r < rows; r++)
-        S(log_softmax_grad_row)(dz + r * classes, dlogp + r * classes, logp + r * classes, classes);
+    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows,
+           S(log_softmax_grad_row)(dz + r * classes, dlogp + r * classes, logp + r * classes, classes););
     return GK_OK;
 }
 
