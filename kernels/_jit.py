@@ -87,8 +87,10 @@ def reduction(fn):
 def go_parallel(size: int, threshold: int = PARALLEL_MIN_ELEMENTS) -> bool:
     """Whether a call of `size` elements should run on several threads; if so, sets Numba's count
     for this calling thread to gradkernels.get_num_threads()."""
+    if size < threshold * _threads.parallel_scale or not THREAD_SAFE:  # first: the size decides most calls
+        return False
     threads = get_num_threads()
-    if threads < 2 or size < threshold * _threads.parallel_scale or not THREAD_SAFE:
+    if threads < 2:
         return False
     numba.set_num_threads(threads)
     return True

@@ -7,7 +7,7 @@ that small gains nothing from a second thread pool."""
 
 import numpy as np
 
-from ..reference.linear import backward_kernels, linear_forward
+from .._linear import backward_kernels, linear_forward
 from ._jit import kernel
 from ._reductions import total
 from .activations import relu_backward

@@ -23,7 +23,7 @@ import numpy as np
 from . import reference
 from ._ckernels import ffi, lib
 from ._threads import get_num_threads, parallel_scale
-from .reference.linear import backward_kernels, linear_forward
+from ._linear import backward_kernels, linear_forward
 
 OPENMP = bool(lib.gk_openmp())
 lib.gk_set_parallel_scale(parallel_scale)
@@ -75,27 +75,30 @@ def _select(fns: dict, arr):
     return fns[dtype], dtype
 
 
-def _array(arr, dtype: np.dtype, size: int, *, output: bool = False, pointer=None):
+def _array(arr, dtype: np.dtype, size: int, output: bool = False, pointer=None):
     """A pointer to `arr`'s data after checking that C may touch exactly `size` elements of it:
-    an ndarray of `dtype`, C-contiguous (cffi's buffer request refuses anything else), writable
-    if C writes it."""
+    an ndarray of `dtype`, C-contiguous and, if C writes it, writable (cffi's buffer request
+    refuses anything else)."""
     try:
-        if (arr.dtype is dtype or arr.dtype == dtype) and (not output or arr.flags.writeable):
-            ptr = ffi.from_buffer(pointer or _FLOAT_POINTERS[dtype], arr)
-            if len(ptr) == size:
-                return ptr
-    except (AttributeError, BufferError, TypeError, ValueError):  # not an array, or not contiguous
+        ptr = ffi.from_buffer(pointer or _FLOAT_POINTERS[dtype], arr, output)
+        if len(ptr) == size and (arr.dtype is dtype or arr.dtype == dtype):
+            return ptr
+    except (AttributeError, BufferError, TypeError, ValueError):  # not an array, not contiguous, read-only
         pass
     what = "a writable" if output else "a"
     raise ValueError(f"C kernel argument must be {what} C-contiguous {dtype} array of {size} elements")
+
+
+# What a fast check meets when an argument is not an array the kernel can take.
+_NOT_AN_ARRAY = (AttributeError, BufferError, KeyError, TypeError, ValueError)
 
 
 def _optional(arr, dtype, size, *, output=True):
     return ffi.NULL if arr is None else _array(arr, dtype, size, output=output)
 
 
-def _threads() -> int:
-    return get_num_threads() if OPENMP else 1
+# The thread count to pass to C; built without OpenMP, its kernels run on one thread.
+_threads = get_num_threads if OPENMP else (lambda: 1)
 
 
 _ERRORS = {
@@ -106,7 +109,7 @@ _ERRORS = {
 
 
 def _check(status: int) -> None:
-    if status != lib.GK_OK:
+    if status:  # GK_OK is 0
         error, message = _ERRORS.get(status, (RuntimeError, f"the C kernel failed with status {status}"))
         raise error(message)
 
@@ -131,20 +134,56 @@ def _mask(mask, n, *, output=False):
 # Kernel factories: each takes the C functions of one kernel in one variant (dtype -> function)
 
 
-def _map(name, fns, *, rows=False, option=False):
-    """Kernel `name` called as (out, *inputs), or (out, *inputs, option) with a float option passed
-    after the sizes (leaky ReLU's slope); the arrays are 1-D of n elements, or with `rows` 2-D
-    (rows, classes)."""
+def _map(name, fns, inputs, *, rows=False):
+    """Kernel `name` called as (out, x) or (out, a, b), arrays of n elements, then any float options
+    (leaky ReLU's slope, which C takes after n); with `rows`, of 2-D (rows, classes) arrays.
 
-    def kernel(out, *args):
-        inputs, options = (args[:-1], (float(args[-1]),)) if option else (args, ())
-        fn, dt = _select(fns, inputs[0])
-        n = inputs[0].size
-        sizes = _row_shape(inputs[0]) if rows else (n,)
-        pointers = [_array(a, dt, n) for a in inputs]
-        _check(fn(_array(out, dt, n, output=True), *pointers, *sizes, *options, _threads()))
+    Each form checks its arrays inline, in the few operations a call on small arrays can afford (a
+    helper call per array costs more than the C kernel there); when that fails, the full checks
+    run and raise what is wrong."""
+    plans = {dt: (fn, _FLOAT_POINTERS[dt]) for dt, fn in fns.items()}
 
-    return _implements(name)(kernel)
+    def checked(out, first, *others):
+        fn, dt = _select(fns, first)
+        if rows:
+            _row_shape(first)
+        n = first.size
+        return fn, _array(out, dt, n, True), _array(first, dt, n), *(_array(a, dt, n) for a in others)
+
+    def unary(out, x, *options):
+        try:
+            fn, array = plans[x.dtype]
+            n = x.size
+            out_ptr, x_ptr = ffi.from_buffer(array, out, True), ffi.from_buffer(array, x)
+            ready = len(out_ptr) == n == len(x_ptr) and out.dtype == x.dtype
+        except _NOT_AN_ARRAY:
+            ready = False
+        if not ready:
+            fn, out_ptr, x_ptr = checked(out, x)
+        _check(fn(out_ptr, x_ptr, n, *options, _threads()))
+
+    def binary(out, a, b, *options):
+        try:
+            fn, array = plans[a.dtype]
+            n = a.size
+            out_ptr, a_ptr, b_ptr = ffi.from_buffer(array, out, True), ffi.from_buffer(array, a), ffi.from_buffer(array, b)
+            ready = len(out_ptr) == n == len(a_ptr) == len(b_ptr) and out.dtype == a.dtype == b.dtype
+        except _NOT_AN_ARRAY:
+            ready = False
+        if not ready:
+            fn, out_ptr, a_ptr, b_ptr = checked(out, a, b)
+        _check(fn(out_ptr, a_ptr, b_ptr, n, *options, _threads()))
+
+    def unary_rows(out, x):
+        fn, out_ptr, x_ptr = checked(out, x)
+        _check(fn(out_ptr, x_ptr, *x.shape, _threads()))
+
+    def binary_rows(out, a, b):
+        fn, out_ptr, a_ptr, b_ptr = checked(out, a, b)
+        _check(fn(out_ptr, a_ptr, b_ptr, *a.shape, _threads()))
+
+    forms = {(1, False): unary, (2, False): binary, (1, True): unary_rows, (2, True): binary_rows}
+    return _implements(name)(forms[inputs, rows])
 
 
 def _relu_forward_mask(fns):
@@ -235,13 +274,14 @@ def kernels(variant: str) -> types.SimpleNamespace:
         return functions(name, variant)
 
     k = types.SimpleNamespace()
-    for name in ("relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward",
-                 "tanh_backward"):
-        setattr(k, name, _map(name, fns(name)))
-    for name in ("leaky_relu_forward", "leaky_relu_backward"):
-        setattr(k, name, _map(name, fns(name), option=True))
-    for name in ("softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward"):
-        setattr(k, name, _map(name, fns(name), rows=True))
+    for name in ("relu_forward", "sigmoid_forward", "tanh_forward", "leaky_relu_forward"):
+        setattr(k, name, _map(name, fns(name), 1))
+    for name in ("relu_backward", "sigmoid_backward", "tanh_backward", "leaky_relu_backward"):
+        setattr(k, name, _map(name, fns(name), 2))
+    for name in ("softmax_forward", "log_softmax_forward"):
+        setattr(k, name, _map(name, fns(name), 1, rows=True))
+    for name in ("softmax_backward", "log_softmax_backward"):
+        setattr(k, name, _map(name, fns(name), 2, rows=True))
     k.relu_forward_mask = _relu_forward_mask(fns("relu_forward_mask"))
     k.relu_backward_mask = _relu_backward_mask(fns("relu_backward_mask"))
     k.softmax_cross_entropy = _softmax_cross_entropy(fns("softmax_cross_entropy"))

@@ -6,8 +6,6 @@ import inspect
 import types
 from typing import Callable
 
-import numpy
-
 from . import _backends, _tuning
 from ._ops import OPS
 
@@ -25,14 +23,9 @@ def _kernels(name: str) -> types.SimpleNamespace:
 
 
 def _bind(impl: Callable, kernels_for_call: Callable[[tuple, dict], types.SimpleNamespace]) -> Callable:
-    # Inf and NaN are results the formulas define: a caller's np.seterr(all="raise") must not turn
-    # the NumPy arithmetic of a call (the NumPy backend, every backend's BLAS calls and the API's
-    # sums) into exceptions. About 1 microsecond a call.
-    quiet = numpy.errstate(all="ignore")(impl)
-
     @functools.wraps(impl)
     def bound(*args, **kwargs):
-        return quiet(kernels_for_call(args, kwargs), *args, **kwargs)
+        return impl(kernels_for_call(args, kwargs), *args, **kwargs)
 
     params = list(inspect.signature(impl).parameters.values())[1:]  # drop `kernels`
     bound.__signature__ = inspect.Signature(params)

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from . import _validate as v
+from ._linear import quiet
 
 OPS = {}
 
@@ -62,9 +63,24 @@ def _new_or_out(out, shape, dtype, order="C") -> np.ndarray:
     return v.out_array(out, shape, dtype)
 
 
+def _kernel_ready(arrays) -> bool:
+    """Whether every array is C-contiguous and aligned, as the kernels take them: then the call
+    needs no copy and no overlap check (a fresh result overlaps nothing)."""
+    for a in arrays:
+        flags = a.flags
+        if not (flags.c_contiguous and flags.aligned):
+            return False
+    return True
+
+
 def _elementwise(kernel, out, inputs, *, order=None, extra_outputs=(), args=()):
     """Run `kernel(y, *extra_outputs, *inputs, *args)` over flat views; return (y, the kernel's value)."""
     first = inputs[0]
+    if out is None and _kernel_ready(inputs):
+        result = np.empty(first.shape, first.dtype)
+        if not result.size:
+            return result, None
+        return result, kernel(result.ravel(), *extra_outputs, *[a.ravel() for a in inputs], *args)
     order = order or _order_of(first)
     flats = [_usable(a, order).ravel(order) for a in inputs]
     result = _new_or_out(out, first.shape, first.dtype, order)
@@ -80,10 +96,38 @@ def _elementwise(kernel, out, inputs, *, order=None, extra_outputs=(), args=()):
     return result, value
 
 
+def _unary(kernel, x, out, *args):
+    """`kernel(y, x, *args)` elementwise, y fresh or `out`: the common call (contiguous x, no out)
+    in a few attribute reads, the rest through _elementwise."""
+    flags = x.flags
+    if out is None and flags.c_contiguous and flags.aligned:
+        y = np.empty(x.shape, x.dtype)
+        if x.size:
+            kernel(y.ravel(), x.ravel(), *args)
+        return y
+    return _elementwise(kernel, out, (x,), args=args)[0]
+
+
+def _binary(kernel, a, b, out, *args):
+    """`kernel(y, a, b, *args)` elementwise, as _unary."""
+    a_flags, b_flags = a.flags, b.flags
+    if out is None and a_flags.c_contiguous and a_flags.aligned and b_flags.c_contiguous and b_flags.aligned:
+        y = np.empty(a.shape, a.dtype)
+        if a.size:
+            kernel(y.ravel(), a.ravel(), b.ravel(), *args)
+        return y
+    return _elementwise(kernel, out, (a, b), args=args)[0]
+
+
 def _rowwise(kernel, out, inputs, *, extra_outputs=(), args=(), in_place=None):
     """Run `kernel(y, *extra_outputs, *inputs, *args)` over (rows, classes) C-contiguous views; `y`
     may be the very memory of the inputs at the indices `in_place` (default: all)."""
     first = inputs[0]
+    if out is None and first.ndim == 2 and _kernel_ready(inputs):
+        result = np.empty(first.shape, first.dtype)
+        if result.size:
+            kernel(result, *extra_outputs, *inputs, *args)
+        return result
     rows, classes = math.prod(first.shape[:-1]), first.shape[-1]
     mats = [_usable(a).reshape(rows, classes) for a in inputs]
     result = _new_or_out(out, first.shape, first.dtype)
@@ -114,14 +158,14 @@ def _pair(first_name, first, second_name, second):
 def relu(kernels, x, *, out=None):
     """y = max(0, x); NaN stays NaN."""
     x = v.float_array("x", x)
-    return _elementwise(kernels.relu_forward, out, (x,))[0]
+    return _unary(kernels.relu_forward, x, out)
 
 
 @op
 def relu_backward(kernels, dy, y, *, out=None):
     """dx = dy where y > 0, else 0 (the derivative at 0 is 0)."""
     dy, y = _pair("dy", dy, "y", y)
-    return _elementwise(kernels.relu_backward, out, (dy, y))[0]
+    return _binary(kernels.relu_backward, dy, y, out)
 
 
 @op
@@ -147,7 +191,7 @@ def leaky_relu(kernels, x, negative_slope=0.01, *, out=None):
     """y = x if x > 0 else negative_slope * x."""
     x = v.float_array("x", x)
     slope = v.negative_slope(negative_slope)
-    return _elementwise(kernels.leaky_relu_forward, out, (x,), args=(slope,))[0]
+    return _unary(kernels.leaky_relu_forward, x, out, slope)
 
 
 @op
@@ -155,35 +199,35 @@ def leaky_relu_backward(kernels, dy, x, negative_slope=0.01, *, out=None):
     """dx = dy if x > 0 else negative_slope * dy."""
     dy, x = _pair("dy", dy, "x", x)
     slope = v.negative_slope(negative_slope)
-    return _elementwise(kernels.leaky_relu_backward, out, (dy, x), args=(slope,))[0]
+    return _binary(kernels.leaky_relu_backward, dy, x, out, slope)
 
 
 @op
 def sigmoid(kernels, x, *, out=None):
     """y = 1 / (1 + exp(-x)), computed without overflow for any x."""
     x = v.float_array("x", x)
-    return _elementwise(kernels.sigmoid_forward, out, (x,))[0]
+    return _unary(kernels.sigmoid_forward, x, out)
 
 
 @op
 def sigmoid_backward(kernels, dy, y, *, out=None):
     """dx = dy * y * (1 - y), from the forward's output y."""
     dy, y = _pair("dy", dy, "y", y)
-    return _elementwise(kernels.sigmoid_backward, out, (dy, y))[0]
+    return _binary(kernels.sigmoid_backward, dy, y, out)
 
 
 @op
 def tanh(kernels, x, *, out=None):
     """y = tanh(x)."""
     x = v.float_array("x", x)
-    return _elementwise(kernels.tanh_forward, out, (x,))[0]
+    return _unary(kernels.tanh_forward, x, out)
 
 
 @op
 def tanh_backward(kernels, dy, y, *, out=None):
     """dx = dy * (1 - y^2), from the forward's output y."""
     dy, y = _pair("dy", dy, "y", y)
-    return _elementwise(kernels.tanh_backward, out, (dy, y))[0]
+    return _binary(kernels.tanh_backward, dy, y, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,13 +278,32 @@ def _grad_scale(reduction: str, denominator: float) -> float:
     return 1.0 / denominator if denominator else 0.0
 
 
+# The float64 values from which rounding to float32 gives Inf: its largest finite value plus half
+# its last place (the tie rounds to the even neighbour, 2^128).
+_FLOAT32_OVERFLOW = float.fromhex("0x1.ffffffp127")
+
+
+def _scalar(value: float, dtype: np.dtype):
+    """`value` rounded to a NumPy scalar of `dtype`: Inf where it is beyond float32's range, which
+    NumPy's cast would report as an overflow (an exception under np.seterr(all="raise"))."""
+    if dtype is v.FLOAT32 and abs(value) >= _FLOAT32_OVERFLOW:
+        value = math.copysign(math.inf, value)
+    return dtype.type(value)
+
+
 def _reduced(losses, total: float, reduction: str, denominator: float, dtype: np.dtype):
     """The loss to return: the per-term losses for "none", else a NumPy scalar of `dtype`."""
     if reduction == "none":
         return losses
     if reduction == "sum":
-        return dtype.type(total)
-    return dtype.type(total / denominator if denominator else np.nan)
+        return _scalar(total, dtype)
+    return _scalar(total / denominator if denominator else math.nan, dtype)
+
+
+@quiet
+def _total(losses: np.ndarray) -> float:
+    """The float64 sum of per-term losses (Inf plus -Inf is NaN, not an exception)."""
+    return float(np.sum(losses, dtype=np.float64))
 
 
 def _class_weights(weight, like_name: str, like: np.ndarray) -> np.ndarray:
@@ -272,7 +335,7 @@ def _class_labels(labels, like_name: str, shape: tuple, ignore: int, weight, wei
     counted = labels64[labels64 != ignore] if may_ignore else labels64
     if weight is None:
         return labels64, counted.size
-    return labels64, float(np.sum(weight_vec[counted], dtype=np.float64))
+    return labels64, _total(weight_vec[counted])
 
 
 @op
@@ -320,7 +383,7 @@ def softmax_cross_entropy(
     # out may be the logits' memory, not the targets': the kernel reads them after writing a row
     grad = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args + (_grad_scale(reduction, denominator),),
                     in_place=(0,))
-    total = float(np.sum(losses, dtype=np.float64))
+    total = _total(losses)
     return _reduced(losses.reshape(row_shape), total, reduction, denominator, logits.dtype), grad
 
 
@@ -435,6 +498,7 @@ def _empty_layer(dx, dw) -> bool:
     return not (dx.size and dw.size)
 
 
+@quiet
 def _empty_layer_gradients(dx, dw, db, dy) -> None:
     """The gradients of an empty layer: empty sums are zero."""
     dx[...] = 0
@@ -522,5 +586,5 @@ def linear_cross_entropy(kernels, x, w, b, labels, *, weight=None, reduction="me
         logits = np.empty((min(chunk, n), classes), x.dtype)
         kernels.linear_cross_entropy(dx, dw, db, losses, logits, _blas_ready(x), _blas_ready(w), b, labels64,
                                      weight_vec, ignore, smoothing, _grad_scale(reduction, denominator))
-    total = float(np.sum(losses, dtype=np.float64))
+    total = _total(losses)
     return _reduced(losses, total, reduction, denominator, x.dtype), dx, dw, db
