@@ -133,6 +133,11 @@ def test_auto_follows_the_table_per_op_dtype_and_size(cache, monkeypatch):
     with gk.use_backend(DEFAULT):  # a backend chosen by name is not overridden
         gk.relu(np.ones(100, np.float32))
     assert len(calls) == 3 or DEFAULT == "numpy"
+    _write({"relu/float32/medium": "numpy"})  # a new table: the choices remembered per case go with the old
+    del calls[:]
+    gk.relu(np.ones(100, np.float32))
+    gk.relu(np.ones(_tuning.MEDIUM, np.float32))
+    assert calls == [_tuning.MEDIUM] or DEFAULT == "numpy"
 
 
 def test_a_table_naming_an_unavailable_or_unknown_backend_is_not_followed(cache):

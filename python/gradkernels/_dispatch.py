@@ -6,6 +6,8 @@ import inspect
 import types
 from typing import Callable
 
+import numpy
+
 from . import _backends, _tuning
 from ._ops import OPS
 
@@ -34,13 +36,29 @@ def _bind(impl: Callable, kernels_for_call: Callable[[tuple, dict], types.Simple
 
 def _in_force(op_name: str) -> Callable[[tuple, dict], types.SimpleNamespace]:
     """The kernels of the backend in force for a call of `op_name`: under "auto", the one tuned for
-    the op, the dtype and the size class of its first array (see `_tuning`)."""
+    the op, the dtype and the size class of its first array (see `_tuning`), remembered per dtype
+    and size class until the table changes."""
+    tuned: dict[tuple, types.SimpleNamespace] = {}
+    generation = _tuning.generation
+
+    def tuned_kernels(first) -> types.SimpleNamespace:
+        nonlocal generation
+        if generation != _tuning.generation:
+            tuned.clear()
+            generation = _tuning.generation
+        key = (first.dtype, _tuning.size_class(first.size))
+        try:
+            return tuned[key]
+        except KeyError:
+            kernels = tuned[key] = _kernels(_tuning.choose(op_name, first))
+            return kernels
 
     def kernels_for_call(args, kwargs):
         name = _backends.get_backend()
-        if name == "auto":
-            name = _tuning.choose(op_name, args[0] if args else next(iter(kwargs.values()), None))
-        return _kernels(name)
+        if name != "auto":
+            return _kernels(name)
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        return tuned_kernels(first) if isinstance(first, numpy.ndarray) else _kernels(name)
 
     return kernels_for_call
 

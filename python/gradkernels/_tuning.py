@@ -29,6 +29,11 @@ def size_class(elements: int) -> str:
     return "small" if elements < MEDIUM else "medium" if elements < LARGE else "large"
 
 
+# Counts the times the table was dropped (see `forget`), so that what is derived from it can tell
+# that it is stale.
+generation = 0
+
+
 def _cpu_identity() -> str:
     model = platform.processor()
     try:
@@ -59,9 +64,8 @@ def key(op: str, dtype: str, size: str) -> str:
     return f"{op}/{dtype}/{size}"
 
 
-# (op, dtype character, size class) -> backend name: the tuned table, less the backends not
-# available here. Keyed by dtype.char, which hashes several times faster than the dtype.
-_table: dict[tuple[str, str, str], str] | None = None
+# (op, dtype, size class) -> backend name: the tuned table, less the backends not available here.
+_table: dict[tuple[str, np.dtype, str], str] | None = None
 _table_lock = threading.Lock()
 
 
@@ -78,24 +82,24 @@ def _tables(path: pathlib.Path) -> dict:
         return {}
 
 
-def _read(path: pathlib.Path) -> dict[tuple[str, str, str], str]:
+def _read(path: pathlib.Path) -> dict[tuple[str, np.dtype, str], str]:
     tables = _tables(path)
     key = variant()
     if key == "none" and key not in tables:  # without C, any table's choices among numba and numpy
         key = next(iter(tables), key)
     try:
         entries = [(k.split("/"), name) for k, name in tables[key]["table"].items()]
-        return {(op, np.dtype(dtype).char, size): name for (op, dtype, size), name in entries
+        return {(op, np.dtype(dtype), size): name for (op, dtype, size), name in entries
                 if name in _backends.NAMES and _backends.info(name).available}
     except (KeyError, ValueError, TypeError, AttributeError):  # no table for this variant, or not ours
         return {}
 
 
-def _load() -> dict[tuple[str, str, str], str]:
+def _load() -> dict[tuple[str, np.dtype, str], str]:
     return _read(table_path()) or _read(SHIPPED)
 
 
-def table() -> dict[tuple[str, str, str], str]:
+def table() -> dict[tuple[str, np.dtype, str], str]:
     """The table "auto" follows: this machine's, else the shipped one ({} when neither can be read),
     loaded once per process."""
     global _table
@@ -108,17 +112,17 @@ def table() -> dict[tuple[str, str, str], str]:
 
 def forget() -> None:
     """Read the table again on next use (after `tune` wrote a new one)."""
-    global _table
+    global _table, generation
     with _table_lock:
         _table = None
+        generation += 1
 
 
 def choose(op: str, first) -> str:
-    """The backend name "auto" stands for in a call of `op` whose first argument is `first`: a
-    dictionary look-up, since it runs on every call."""
-    tuned = _table if _table is not None else table()
-    if tuned and isinstance(first, np.ndarray):
-        return tuned.get((op, first.dtype.char, size_class(first.size)), "auto")
+    """The backend name "auto" stands for in a call of `op` whose first argument is `first` ("auto"
+    itself where the table has no entry)."""
+    if isinstance(first, np.ndarray):
+        return table().get((op, first.dtype, size_class(first.size)), "auto")
     return "auto"
 
 
