@@ -92,21 +92,21 @@ int gk_log_softmax_backward_f32(float *dz, const float *dlogp, const float *logp
 int gk_log_softmax_backward_f64(double *dz, const double *dlogp, const double *logp, int64_t rows,
                                 int64_t classes, int threads);
 
-/* Fused losses (losses.c): the gradient times grad_scale, and the unreduced losses. Cross-entropy
- * takes (rows, classes) logits, one int64 label per row (or class probabilities of the logits'
- * shape) and a weight per class. The elementwise losses take n elements, write their losses only
- * when `losses` is not NULL, and their float64 sum always. */
-int gk_softmax_cross_entropy_f32(float *dz, float *losses, const float *z, const int64_t *labels,
+/* Fused losses (losses.c): the gradient times grad_scale, the unreduced losses and their float64
+ * sum. Cross-entropy takes (rows, classes) logits, one int64 label per row (or class probabilities
+ * of the logits' shape) and a weight per class, and sums its row losses in row order. The
+ * elementwise losses take n elements and write their losses only when `losses` is not NULL. */
+int gk_softmax_cross_entropy_f32(float *dz, float *losses, double *loss_sum, const float *z, const int64_t *labels,
                                  const float *weight, int64_t rows, int64_t classes, int64_t ignore_index,
                                  double label_smoothing, double grad_scale, int threads);
-int gk_softmax_cross_entropy_f64(double *dz, double *losses, const double *z, const int64_t *labels,
-                                 const double *weight, int64_t rows, int64_t classes, int64_t ignore_index,
-                                 double label_smoothing, double grad_scale, int threads);
-int gk_softmax_cross_entropy_soft_f32(float *dz, float *losses, const float *z, const float *targets,
-                                      const float *weight, int64_t rows, int64_t classes, double label_smoothing,
-                                      double grad_scale, int threads);
-int gk_softmax_cross_entropy_soft_f64(double *dz, double *losses, const double *z, const double *targets,
-                                      const double *weight, int64_t rows, int64_t classes,
+int gk_softmax_cross_entropy_f64(double *dz, double *losses, double *loss_sum, const double *z,
+                                 const int64_t *labels, const double *weight, int64_t rows, int64_t classes,
+                                 int64_t ignore_index, double label_smoothing, double grad_scale, int threads);
+int gk_softmax_cross_entropy_soft_f32(float *dz, float *losses, double *loss_sum, const float *z,
+                                      const float *targets, const float *weight, int64_t rows, int64_t classes,
+                                      double label_smoothing, double grad_scale, int threads);
+int gk_softmax_cross_entropy_soft_f64(double *dz, double *losses, double *loss_sum, const double *z,
+                                      const double *targets, const double *weight, int64_t rows, int64_t classes,
                                       double label_smoothing, double grad_scale, int threads);
 int gk_sigmoid_binary_cross_entropy_f32(float *dz, float *losses, double *loss_sum, const float *z,
                                         const float *targets, int64_t n, double grad_scale, int threads);

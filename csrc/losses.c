@@ -123,9 +123,18 @@ GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_
 
 /* Integer labels, each in [0, classes) or equal to ignore_index, checked here before anything is
  * written: a bad label returns GK_BAD_LABEL and leaves the outputs untouched. */
-int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int64_t *labels, const T *weight,
-                                        int64_t rows, int64_t classes, int64_t ignore_index, double smoothing,
-                                        double grad_scale, int threads)
+/* The row losses added in row order, the same for every thread count. */
+GK_INLINE double S(row_losses_total)(const T *losses, int64_t rows)
+{
+    double total = 0;
+    for (int64_t r = 0; r < rows; r++)
+        total += (double)losses[r];
+    return total;
+}
+
+int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, double *loss_sum, const T *z, const int64_t *labels,
+                                        const T *weight, int64_t rows, int64_t classes, int64_t ignore_index,
+                                        double smoothing, double grad_scale, int threads)
 {
     for (int64_t r = 0; r < rows; r++)
         if (labels[r] != ignore_index && (labels[r] < 0 || labels[r] >= classes))
@@ -136,6 +145,7 @@ int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int6
         GK_FOR(gk_parallel_rows(rows, classes, threads), k, batches,
                S(cross_entropy_batch)(dz, losses, z, labels, weight, k * GK_BATCH, GK_MIN(GK_BATCH, rows - k * GK_BATCH),
                                       classes, ignore_index, smoothing, grad_scale, weight_sum););
+        *loss_sum = S(row_losses_total)(losses, rows);
         return GK_OK;
     }
     GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows, {
@@ -148,6 +158,7 @@ int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, const T *z, const int6
                                                 smoothing, grad_scale);
         }
     });
+    *loss_sum = S(row_losses_total)(losses, rows);
     return GK_OK;
 }
 
@@ -182,13 +193,14 @@ GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const 
     return gk_log_f64(sum_exp) * wq - wq_shift;
 }
 
-int GK_KERNEL(gk_softmax_cross_entropy_soft)(T *dz, T *losses, const T *z, const T *targets, const T *weight,
-                                             int64_t rows, int64_t classes, double smoothing, double grad_scale,
-                                             int threads)
+int GK_KERNEL(gk_softmax_cross_entropy_soft)(T *dz, T *losses, double *loss_sum, const T *z, const T *targets,
+                                             const T *weight, int64_t rows, int64_t classes, double smoothing,
+                                             double grad_scale, int threads)
 {
     GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows,
            losses[r] = (T)S(soft_cross_entropy_row)(dz + r * classes, z + r * classes, targets + r * classes, weight,
                                                     classes, smoothing, grad_scale););
+    *loss_sum = S(row_losses_total)(losses, rows);
     return GK_OK;
 }
 

@@ -1,5 +1,6 @@
 """Fused losses, Numba: the gradient (already multiplied by `grad_scale`) and the unreduced losses
-in one call; the API layer reduces. Formulas: gradkernels.reference.losses.
+in one call, returning the losses' float64 sum; the API layer reduces. Formulas:
+gradkernels.reference.losses.
 
 Cross-entropy, per row: read-only passes take the max and what the loss needs from the logits,
 then strict passes write the exponentials into the gradient row, sum them read-only and finish
@@ -59,6 +60,15 @@ def _cross_entropy_row(dz, z, label, weight, weight_sum, smoothing, grad_scale):
 
 
 @row_kernel
+def _row_losses_total(losses):
+    """The row losses added in row order in float64, the same for every thread count."""
+    s = 0.0
+    for r in range(losses.size):
+        s += np.float64(losses[r])
+    return s
+
+
+@row_kernel
 def _cross_entropy_one(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale, weight_sum, r):
     if labels[r] == ignore_index:
         dz[r, :] = 0
@@ -72,6 +82,7 @@ def _cross_entropy(dz, losses, z, labels, weight, ignore_index, smoothing, grad_
     weight_sum = total(weight)
     for r in range(z.shape[0]):
         _cross_entropy_one(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale, weight_sum, r)
+    return _row_losses_total(losses)
 
 
 @parallel_kernel
@@ -79,6 +90,7 @@ def _cross_entropy_rows(dz, losses, z, labels, weight, ignore_index, smoothing, 
     weight_sum = total(weight)
     for r in prange(z.shape[0]):
         _cross_entropy_one(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale, weight_sum, r)
+    return _row_losses_total(losses)
 
 
 # With few classes a row is too short to vectorize along: each pass over it pays a vector loop's
@@ -154,6 +166,7 @@ def _cross_entropy_batched(dz, losses, z, labels, weight, ignore_index, smoothin
             shifted[label, b] -= dt(keep * label_weight[b] * grad_scale)
             for j in range(classes):
                 dz[r, j] = shifted[j, b]
+    return _row_losses_total(losses[start:stop])
 
 
 @parallel_kernel
@@ -162,17 +175,16 @@ def _cross_entropy_batched_tasks(dz, losses, z, labels, weight, ignore_index, sm
     for k in prange((rows + task - 1) // task):
         _cross_entropy_batched(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale,
                                k * task, min(rows, (k + 1) * task))
+    return _row_losses_total(losses)
 
 
 def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale):
     args = (dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale)
     if z.shape[1] <= SMALL_CLASSES:
         if z.shape[0] > BATCH * _BATCHES_PER_TASK and go_parallel(z.size, PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL):
-            _cross_entropy_batched_tasks(*args)
-        else:
-            _cross_entropy_batched(*args, 0, z.shape[0])
-    else:
-        (_cross_entropy_rows if parallel_rows(z) else _cross_entropy)(*args)
+            return _cross_entropy_batched_tasks(*args)
+        return _cross_entropy_batched(*args, 0, z.shape[0])
+    return (_cross_entropy_rows if parallel_rows(z) else _cross_entropy)(*args)
 
 
 @row_kernel
@@ -195,17 +207,19 @@ def _soft_cross_entropy_row(dz, z, q, weight, smoothing, grad_scale):
 def _soft_cross_entropy(dz, losses, z, targets, weight, smoothing, grad_scale):
     for r in range(z.shape[0]):
         losses[r] = _soft_cross_entropy_row(dz[r], z[r], targets[r], weight, smoothing, grad_scale)
+    return _row_losses_total(losses)
 
 
 @parallel_kernel
 def _soft_cross_entropy_rows(dz, losses, z, targets, weight, smoothing, grad_scale):
     for r in prange(z.shape[0]):
         losses[r] = _soft_cross_entropy_row(dz[r], z[r], targets[r], weight, smoothing, grad_scale)
+    return _row_losses_total(losses)
 
 
 def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, grad_scale):
     run = _soft_cross_entropy_rows if parallel_rows(z) else _soft_cross_entropy
-    run(dz, losses, z, targets, weight, label_smoothing, grad_scale)
+    return run(dz, losses, z, targets, weight, label_smoothing, grad_scale)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -208,9 +208,11 @@ def _softmax_cross_entropy(fns):
     def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smoothing, grad_scale):
         fn, dt, rows, classes = _rows(fns, z)
         n = z.size
-        _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
+        total = ffi.new("double *")
+        _check(fn(_array(dz, dt, n, True), _array(losses, dt, rows, True), total, _array(z, dt, n),
                   _array(labels, _INT64, rows, pointer=_INT64_POINTER), _array(weight, dt, classes), rows, classes,
                   int(ignore_index), float(label_smoothing), float(grad_scale), _threads()))
+        return total[0]
 
     return softmax_cross_entropy
 
@@ -219,9 +221,11 @@ def _softmax_cross_entropy_soft(fns):
     def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, grad_scale):
         fn, dt, rows, classes = _rows(fns, z)
         n = z.size
-        _check(fn(_array(dz, dt, n, output=True), _array(losses, dt, rows, output=True), _array(z, dt, n),
+        total = ffi.new("double *")
+        _check(fn(_array(dz, dt, n, True), _array(losses, dt, rows, True), total, _array(z, dt, n),
                   _array(targets, dt, n), _array(weight, dt, classes), rows, classes, float(label_smoothing),
                   float(grad_scale), _threads()))
+        return total[0]
 
     return softmax_cross_entropy_soft
 

@@ -10,6 +10,7 @@ contiguous buffer; an `out` that is not contiguous, or that partly overlaps an i
 written through a scratch buffer.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -23,6 +24,9 @@ OPS = {}
 def op(fn):
     OPS[fn.__name__] = fn
     return fn
+
+
+_INT64 = np.dtype(np.int64)
 
 
 def _order_of(arr: np.ndarray) -> str:
@@ -121,25 +125,25 @@ def _binary(kernel, a, b, out, *args):
 
 def _rowwise(kernel, out, inputs, *, extra_outputs=(), args=(), in_place=None):
     """Run `kernel(y, *extra_outputs, *inputs, *args)` over (rows, classes) C-contiguous views; `y`
-    may be the very memory of the inputs at the indices `in_place` (default: all)."""
+    may be the very memory of the inputs at the indices `in_place` (default: all). Returns (y, the
+    kernel's value)."""
     first = inputs[0]
     if out is None and first.ndim == 2 and _kernel_ready(inputs):
         result = np.empty(first.shape, first.dtype)
-        if result.size:
-            kernel(result, *extra_outputs, *inputs, *args)
-        return result
+        return result, kernel(result, *extra_outputs, *inputs, *args) if result.size else None
     rows, classes = math.prod(first.shape[:-1]), first.shape[-1]
     mats = [_usable(a).reshape(rows, classes) for a in inputs]
     result = _new_or_out(out, first.shape, first.dtype)
+    value = None
     if result.size:
         overwritable = mats if in_place is None else [mats[i] for i in in_place]
         buf, direct = (
             (result, True) if out is None else _output_buffer(result, "C", mats + list(args), in_place=overwritable)
         )
-        kernel(buf.reshape(rows, classes), *extra_outputs, *mats, *args)
+        value = kernel(buf.reshape(rows, classes), *extra_outputs, *mats, *args)
         if not direct:
             np.copyto(result, buf)
-    return result
+    return result, value
 
 
 def _pair(first_name, first, second_name, second):
@@ -239,7 +243,7 @@ def softmax(kernels, z, *, out=None):
     """p = exp(z - max z) / sum exp(z - max z) along the last axis."""
     z = v.float_array("z", z)
     v.at_least_1d("z", z)
-    return _rowwise(kernels.softmax_forward, out, (z,))
+    return _rowwise(kernels.softmax_forward, out, (z,))[0]
 
 
 @op
@@ -247,7 +251,7 @@ def softmax_backward(kernels, dp, p, *, out=None):
     """dz = p * (dp - sum(dp * p)) along the last axis."""
     dp, p = _pair("dp", dp, "p", p)
     v.at_least_1d("dp", dp)
-    return _rowwise(kernels.softmax_backward, out, (dp, p))
+    return _rowwise(kernels.softmax_backward, out, (dp, p))[0]
 
 
 @op
@@ -255,7 +259,7 @@ def log_softmax(kernels, z, *, out=None):
     """log p = z - max z - log sum exp(z - max z) along the last axis."""
     z = v.float_array("z", z)
     v.at_least_1d("z", z)
-    return _rowwise(kernels.log_softmax_forward, out, (z,))
+    return _rowwise(kernels.log_softmax_forward, out, (z,))[0]
 
 
 @op
@@ -263,7 +267,7 @@ def log_softmax_backward(kernels, dlogp, logp, *, out=None):
     """dz = dlogp - exp(logp) * sum(dlogp) along the last axis."""
     dlogp, logp = _pair("dlogp", dlogp, "logp", logp)
     v.at_least_1d("dlogp", dlogp)
-    return _rowwise(kernels.log_softmax_backward, out, (dlogp, logp))
+    return _rowwise(kernels.log_softmax_backward, out, (dlogp, logp))[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,16 +305,25 @@ def _reduced(losses, total: float, reduction: str, denominator: float, dtype: np
 
 
 @quiet
-def _total(losses: np.ndarray) -> float:
-    """The float64 sum of per-term losses (Inf plus -Inf is NaN, not an exception)."""
-    return float(np.sum(losses, dtype=np.float64))
+def _total(values: np.ndarray) -> float:
+    """The float64 sum of `values` (Inf plus -Inf is NaN, not an exception)."""
+    return float(np.sum(values, dtype=np.float64))
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_weights(classes: int, dtype: np.dtype) -> np.ndarray:
+    """The weights of an unweighted cross-entropy, made once per class count and dtype (read-only,
+    since every call shares them)."""
+    ones = np.ones(classes, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 def _class_weights(weight, like_name: str, like: np.ndarray) -> np.ndarray:
     """The per-class weights (ones for None) of a cross-entropy over `like`'s last axis."""
     classes = like.shape[-1]
     if weight is None:
-        return np.ones(classes, like.dtype)
+        return _unit_weights(classes, like.dtype)
     weight_vec = v.float_array("weight", weight, like=(like_name, like))
     if weight_vec.shape != (classes,):
         raise ValueError(
@@ -331,7 +344,8 @@ def _class_labels(labels, like_name: str, shape: tuple, ignore: int, weight, wei
             f"integer labels must have shape {row_shape}"
         )
     may_ignore = v.labels_in_range(labels, classes, ignore)
-    labels64 = _usable(labels.astype(np.int64, copy=False)).reshape(-1)
+    labels64 = labels.reshape(-1) if labels.dtype is _INT64 and _kernel_ready((labels,)) else (
+        _usable(labels.astype(np.int64, copy=False)).reshape(-1))
     counted = labels64[labels64 != ignore] if may_ignore else labels64
     if weight is None:
         return labels64, counted.size
@@ -381,10 +395,9 @@ def softmax_cross_entropy(
     denominator = counted if denominator is None else denominator
     losses = np.empty(rows, logits.dtype)
     # out may be the logits' memory, not the targets': the kernel reads them after writing a row
-    grad = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args + (_grad_scale(reduction, denominator),),
-                    in_place=(0,))
-    total = _total(losses)
-    return _reduced(losses.reshape(row_shape), total, reduction, denominator, logits.dtype), grad
+    grad, total = _rowwise(kernel, out, inputs, extra_outputs=(losses,),
+                           args=args + (_grad_scale(reduction, denominator),), in_place=(0,))
+    return _reduced(losses.reshape(row_shape), total or 0.0, reduction, denominator, logits.dtype), grad
 
 
 def _elementwise_loss(kernel, first_name, first, second_name, second, reduction, out, denominator):
@@ -582,9 +595,9 @@ def linear_cross_entropy(kernels, x, w, b, labels, *, weight=None, reduction="me
         dw[...] = 0
         if db is not None:
             db[...] = 0
+        total = 0.0
     else:
         logits = np.empty((min(chunk, n), classes), x.dtype)
-        kernels.linear_cross_entropy(dx, dw, db, losses, logits, _blas_ready(x), _blas_ready(w), b, labels64,
-                                     weight_vec, ignore, smoothing, _grad_scale(reduction, denominator))
-    total = _total(losses)
+        total = kernels.linear_cross_entropy(dx, dw, db, losses, logits, _blas_ready(x), _blas_ready(w), b, labels64,
+                                             weight_vec, ignore, smoothing, _grad_scale(reduction, denominator))
     return _reduced(losses, total, reduction, denominator, x.dtype), dx, dw, db

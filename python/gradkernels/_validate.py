@@ -64,12 +64,16 @@ def out_array(out, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def real_scalar(name: str, value) -> float:
+    if type(value) is float or type(value) is int:  # before the slower check against numbers.Real
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     return float(value)
 
 
 def integer_scalar(name: str, value) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got bool")
     try:

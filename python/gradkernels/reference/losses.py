@@ -1,8 +1,9 @@
-"""Fused losses: each kernel writes the gradient and the unreduced losses in one call.
+"""Fused losses: each kernel writes the gradient and the unreduced losses in one call, and returns
+their float64 sum; the API layer reduces.
 
-The API layer reduces. `grad_scale` is what the gradient is multiplied by (1 / denominator for
-"mean", 1 otherwise), so the kernel writes the final gradient in its one pass. The gradient
-output may be the very array of the logits (in-place).
+`grad_scale` is what the gradient is multiplied by (1 / denominator for "mean", 1 otherwise), so
+the kernel writes the final gradient in its one pass. The gradient output may be the very array
+of the logits (in-place).
 """
 
 import numpy as np
@@ -43,6 +44,7 @@ def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smo
         dz -= (smooth * grad_scale) * weight
     dz[r, t] -= (1 - label_smoothing) * w_t * grad_scale
     dz[~counted] = 0
+    return float(np.sum(losses, dtype=np.float64))
 
 
 def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, grad_scale):
@@ -63,6 +65,7 @@ def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, 
     dz *= ((wq / sum_exp) * grad_scale)[:, None]
     wq_rows *= grad_scale
     dz -= wq_rows
+    return float(np.sum(losses, dtype=np.float64))
 
 
 def sigmoid_binary_cross_entropy(dz, losses, z, targets, grad_scale):
