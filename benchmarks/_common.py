@@ -1,7 +1,8 @@
 """What every benchmark module shares (underscored, so that asv does not collect it as benchmarks):
 the cases of `python -m gradkernels bench` (the same inputs and calls), parametrized by op,
 backend (the C backend as it runs, and each of its ISA variants, "c-avx2" and so on; PyTorch,
-when importable, as the outside peer), dtype and size class. A backend or variant that is not
+when importable, as the outside peer; "plain-numpy", the NumPy a user writes for the op, which
+bench's "x numpy" divides by), dtype and size class. A backend or variant that is not
 available here skips (NotImplementedError in setup).
 
 GRADKERNELS_BENCH_SIZES and GRADKERNELS_BENCH_DTYPES (comma-separated) narrow the sizes and
@@ -15,7 +16,7 @@ import numpy as np
 import gradkernels as gk
 from gradkernels import _bench
 
-BACKENDS = ["numpy", "numba", "c", "c-avx512", "c-avx2", "c-baseline", "torch"]
+BACKENDS = ["numpy", "numba", "c", "c-avx512", "c-avx2", "c-baseline", "torch", "plain-numpy"]
 DTYPES = os.environ.get("GRADKERNELS_BENCH_DTYPES", "float32,float64").split(",")
 SIZES = os.environ.get("GRADKERNELS_BENCH_SIZES", ",".join(_bench.SIZES)).split(",")
 
@@ -47,6 +48,8 @@ class _OpBenchmark:
             if case.torch_call is None:
                 raise NotImplementedError("PyTorch is not installed, or has no such op")
             self.call = lambda: case.torch_call(*inputs)
+        elif backend == "plain-numpy":
+            self.call = lambda: case.idiom(*inputs)
         else:
             name, _, variant = backend.partition("-")
             if not gk.backends()[name]["available"]:

@@ -329,3 +329,23 @@ def test_thread_limit_is_local_to_the_block_and_the_thread():
     with pytest.raises(ValueError, match="n must be at least 1"):
         with _threads.thread_limit(0):
             pass
+
+
+def test_quiet_turns_numpy_errors_off_inside_and_restores_the_callers_state():
+    from gradkernels._quiet import quiet
+
+    big = np.full(2, np.finfo(np.float32).max)
+
+    @quiet
+    def overflow():
+        return big * 2, np.geterr()
+
+    with np.errstate(all="raise"):
+        doubled, inside = overflow()
+        assert np.isinf(doubled).all() and set(inside.values()) == {"ignore"}
+        with pytest.raises(FloatingPointError):
+            big * 2  # the caller's state again
+    with np.errstate(all="raise"):
+        with pytest.raises(ZeroDivisionError):
+            quiet(lambda: 1 / 0)()  # exceptions pass through
+        assert set(np.geterr().values()) == {"raise"}  # and the caller's state is back after them

@@ -8,7 +8,7 @@ import pytest
 
 import gradkernels as gk
 from gradkernels import __main__ as cli
-from gradkernels import _backends
+from gradkernels import _backends, _bench
 
 
 def test_info_lists_versions_backends_and_cpu():
@@ -75,10 +75,13 @@ def test_bench_prints_the_side_by_side_table_and_writes_json(tmp_path, capsys):
     assert lines[1].startswith(f"c backend: the {c['variant']} variant" if c["available"] else
                                f"c backend unavailable: {c['reason']}")
     available = [n for n, b in gk.backends().items() if b["available"]]
-    entrants = available + ["auto"] if len(available) > 1 else available
-    assert lines[2].split() == ["op", "shape", "dtype"] + [w for name in entrants for w in (name, "ms")] + [
+    entrants = (available + ["auto"] if len(available) > 1 else available) + [_bench.PLAIN_NUMPY]
+    assert lines[2].split() == ["op", "shape", "dtype"] + [w for name in entrants for w in (*name.split(), "ms")] + [
         "best", "x", "numpy", "GB/s", "%", "copy"] + (["auto/best"] if "auto" in entrants else [])
-    rows = lines[3:]
+    rows, legend = lines[3:9], lines[9:]
+    assert legend == ["", "x numpy: over plain numpy, the NumPy a user writes for the op:",
+                      "  relu: np.maximum(x, 0)", f"  softmax_cross_entropy: {_bench.IDIOMS['softmax_cross_entropy']}",
+                      "  linear_backward: dy @ w.T, x.T @ dy, dy.sum(0)"]
     assert len(rows) == 6 and [r.split()[0] for r in rows] == ["relu"] * 2 + ["softmax_cross_entropy"] * 2 + ["linear_backward"] * 2
     assert rows[0].split()[1] == "256x256" and rows[2].split()[1] == "4096x10"
     tail = -1 if "auto" in entrants else None
@@ -89,9 +92,25 @@ def test_bench_prints_the_side_by_side_table_and_writes_json(tmp_path, capsys):
     first = result["rows"][0]
     assert first["op"] == "relu" and first["dtype"] == "float32" and first["bytes"] == 2 * 256 * 256 * 4
     assert set(first["seconds"]) == set(entrants) and all(s > 0 for s in first["seconds"].values())
+    best = min(available, key=first["seconds"].get)
+    speedup = first["seconds"][_bench.PLAIN_NUMPY] / first["seconds"][best]
+    assert float(rows[0].split()[3 + len(entrants) + 1]) == pytest.approx(speedup, abs=0.006)  # x numpy
     if "auto" in entrants:  # its time over the best backend's
-        best = min(available, key=first["seconds"].get)
         assert float(rows[0].split()[-1]) == pytest.approx(first["seconds"]["auto"] / first["seconds"][best], abs=0.006)
+
+
+def _arrays(result) -> list[np.ndarray]:
+    return [np.asarray(part, np.float64) for part in (result if isinstance(result, tuple) else (result,))]
+
+
+@pytest.mark.parametrize("op", _bench.OPS)
+def test_the_plain_numpy_that_x_numpy_divides_by_computes_what_the_op_does(op):
+    case = _bench.cases(None)[op]("tiny")
+    inputs = case.make(np.random.default_rng(0), np.dtype(np.float64), case.shape)
+    ours, theirs = _arrays(case.call(gk.backend("numpy"), *inputs)), _arrays(case.idiom(*inputs))
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
 def test_bench_always_includes_numpy_as_the_baseline(capsys):
@@ -106,7 +125,8 @@ def test_bench_writes_the_table_as_markdown(tmp_path):
                      "--markdown", str(md)]) == 0
     lines = md.read_text().splitlines()
     assert lines[0].startswith("| op | shape | dtype | numpy ms |") and set(lines[1].replace("|", "").split()) == {"---"}
-    assert len(lines) == 3 and lines[2].startswith("| mse | 256x256 | float32 |")
+    assert lines[2].startswith("| mse | 256x256 | float32 |")
+    assert lines[3:] == ["", "x numpy: over plain numpy, the NumPy a user writes for the op:", f"  mse: {_bench.IDIOMS['mse']}"]
 
 
 def test_bench_draws_the_speedups(tmp_path):
@@ -134,8 +154,6 @@ def test_bench_without_matplotlib_refuses_plot_before_measuring(monkeypatch, cap
 
 
 def test_bench_times_calls_shorter_than_a_sample_in_loops_and_reports_seconds_per_call():
-    from gradkernels import _bench
-
     calls = {"fast": 0, "slow": 0}
 
     def fast():

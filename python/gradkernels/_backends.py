@@ -87,12 +87,12 @@ def _namespace(module) -> types.SimpleNamespace:
 def _load_numpy() -> BackendInfo:
     from . import reference
 
-    # Inf and NaN are results the formulas define: a caller's np.seterr(all="raise") must not turn
-    # this backend's NumPy arithmetic into exceptions. (The other backends' kernels compute outside
-    # NumPy's error handling, but for the linear driver's GEMMs, which quiet themselves.)
+    # Every kernel runs `quiet`, since all its arithmetic is NumPy's. (The other backends' kernels
+    # compute outside NumPy's error handling, but for the linear driver's GEMMs, quiet themselves.)
     # NumPy's ufuncs run on one thread; its BLAS (linear layers) keeps its own pool.
+    from ._quiet import quiet
+
     kernels = _namespace(reference)
-    quiet = numpy.errstate(all="ignore")
     return BackendInfo("numpy", types.SimpleNamespace(**{name: quiet(getattr(kernels, name)) for name in KERNELS}),
                        None, numpy.__version__)
 

@@ -23,7 +23,11 @@ from . import _backends, _steps, _threads
 from ._dispatch import backend as bind
 from ._dispatch import public_ops
 
-SIZES = ("small", "medium", "large")
+# "tiny" is the seed networks' size (3 -> 10 -> 6 -> 3 at batch 32), where a call's fixed cost is
+# all there is to time.
+SIZES = ("tiny", "small", "medium", "large")
+# The entrant that runs each op's IDIOMS entry: what "x numpy" divides by.
+PLAIN_NUMPY = "plain numpy"
 COPY_BYTES = 64 << 20
 
 
@@ -34,6 +38,7 @@ class Case:
     make: Callable  # (rng, dtype, shape) -> the inputs
     call: Callable  # (backend's ops, *inputs) -> the result
     torch_call: Callable | None  # (*inputs) -> the same through PyTorch, if it has the op
+    idiom: Callable  # (*inputs) -> the same in the plain NumPy a user would write for it
     # How many arrays of the first input's size the op must read or write at the least: its bytes
     # over its time is its bandwidth (None: not memory-bound, e.g. the GEMMs).
     arrays_moved: int | None
@@ -42,13 +47,13 @@ class Case:
         return None if self.arrays_moved is None else self.arrays_moved * first.nbytes
 
 
-ELEMENTWISE_SHAPES = {"small": (256, 256), "medium": (1024, 1024), "large": (4096, 4096)}
+ELEMENTWISE_SHAPES = {"tiny": (32, 10), "small": (256, 256), "medium": (1024, 1024), "large": (4096, 4096)}
 
 
 def _row_shapes(op):
     if op == "softmax_cross_entropy":
-        return {"small": (4096, 10), "medium": (4096, 1000), "large": (2048, 32000)}
-    return {"small": (256, 100), "medium": (4096, 1000), "large": (2048, 32000)}
+        return {"tiny": (32, 3), "small": (4096, 10), "medium": (4096, 1000), "large": (2048, 32000)}
+    return {"tiny": (32, 10), "small": (256, 100), "medium": (4096, 1000), "large": (2048, 32000)}
 
 
 def _torch_loss(torch, name, z, target):
@@ -60,14 +65,85 @@ def _torch_loss(torch, name, z, target):
     return loss, logits.grad
 
 
+# The plain NumPy a user would write for each op, as it reads; bench's "x numpy" divides by its
+# time (the `idiom` of the op's Case computes it).
+IDIOMS = {
+    "relu": "np.maximum(x, 0)",
+    "relu_backward": "dy * (y > 0)",
+    "relu_with_mask": "np.maximum(x, 0), np.packbits(x > 0)",
+    "relu_backward_from_mask": "dy * np.unpackbits(mask)",
+    "leaky_relu": "np.where(x > 0, x, 0.01 * x)",
+    "leaky_relu_backward": "np.where(x > 0, dy, 0.01 * dy)",
+    "sigmoid": "1 / (1 + np.exp(-x))",
+    "sigmoid_backward": "dy * y * (1 - y)",
+    "tanh": "np.tanh(x)",
+    "tanh_backward": "dy * (1 - y * y)",
+    "sigmoid_binary_cross_entropy": "mean(max(z, 0) - z t + log1p(exp(-|z|))), (1 / (1 + exp(-z)) - t) / n",
+    "mse": "d = p - y: mean(d * d), 2 d / n",
+    "softmax": "e = exp(z - max z): e / sum e",
+    "softmax_backward": "p * (dp - sum(dp * p))",
+    "log_softmax": "s = z - max z: s - log(sum exp s)",
+    "log_softmax_backward": "dl - exp(lp) * sum(dl)",
+    "softmax_cross_entropy": "max-shifted softmax, mean(log sum - z[label]), (p - onehot) / N",
+    "linear": "x @ w + b",
+    "linear_backward": "dy @ w.T, x.T @ dy, dy.sum(0)",
+    "linear_relu": "np.maximum(x @ w + b, 0)",
+    "linear_relu_backward": "dz = da * (a > 0): dz @ w.T, x.T @ dz, dz.sum(0)",
+    "linear_cross_entropy": "z = x @ w + b, softmax_cross_entropy's idiom, g @ w.T, x.T @ g, g.sum(0)",
+}
+
+
+def _cross_entropy_idiom(z, labels):
+    """Mean softmax cross-entropy and its gradient, max-shifted, as a NumPy user writes it."""
+    rows = np.arange(z.shape[0])
+    m = z.max(axis=1, keepdims=True)
+    e = np.exp(z - m)
+    total = e.sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(total[:, 0]) + m[:, 0] - z[rows, labels])
+    p = e / total
+    p[rows, labels] -= 1
+    p /= z.shape[0]
+    return loss, p
+
+
+def _sigmoid_bce_idiom(z, t):
+    loss = np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
+    return loss, (1 / (1 + np.exp(-z)) - t) / z.size
+
+
+def _mse_idiom(p, y):
+    d = p - y
+    return np.mean(d * d), 2 * d / d.size
+
+
+def _softmax_idiom(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _log_softmax_idiom(z):
+    s = z - z.max(axis=-1, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+def _relu_layer_backward_idiom(da, a, x, w):
+    dz = da * (a > 0)
+    return dz @ w.T, x.T @ dz, dz.sum(axis=0)
+
+
+def _classifier_idiom(x, w, b, labels):
+    loss, g = _cross_entropy_idiom(x @ w + b, labels)
+    return loss, g @ w.T, x.T @ g, g.sum(axis=0)
+
+
 def cases(torch) -> dict[str, Callable[[str], Case]]:
     """op -> size name -> its Case."""
     t = None if torch is None else torch.from_numpy
     aten = None if torch is None else torch.ops.aten
 
-    def elementwise(op, inputs, call, torch_call, arrays_moved):
+    def elementwise(op, inputs, call, torch_call, idiom, arrays_moved):
         def case(size):
-            return Case(op, ELEMENTWISE_SHAPES[size], inputs, call, torch_call, arrays_moved)
+            return Case(op, ELEMENTWISE_SHAPES[size], inputs, call, torch_call, idiom, arrays_moved)
 
         return case
 
@@ -97,34 +173,44 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
         return normal(rng, dt, s), rng.uniform(size=s).astype(dt)
 
     ew = {
-        "relu": elementwise("relu", x1, lambda b, x: b.relu(x), t and (lambda x: torch.relu(t(x))), 2),
+        "relu": elementwise("relu", x1, lambda b, x: b.relu(x), t and (lambda x: torch.relu(t(x))),
+                             lambda x: np.maximum(x, 0), 2),
         "relu_backward": elementwise("relu_backward", relu_inputs, lambda b, dy, y: b.relu_backward(dy, y),
-                                     t and (lambda dy, y: aten.threshold_backward(t(dy), t(y), 0)), 3),
-        "relu_with_mask": elementwise("relu_with_mask", x1, lambda b, x: b.relu_with_mask(x), None, 2),
+                                     t and (lambda dy, y: aten.threshold_backward(t(dy), t(y), 0)),
+                                     lambda dy, y: dy * (y > 0), 3),
+        "relu_with_mask": elementwise("relu_with_mask", x1, lambda b, x: b.relu_with_mask(x), None,
+                                      lambda x: (np.maximum(x, 0), np.packbits(x > 0, bitorder="little")), 2),
         "relu_backward_from_mask": elementwise("relu_backward_from_mask", mask_inputs,
-                                               lambda b, dy, m: b.relu_backward_from_mask(dy, m), None, 2),
+                                               lambda b, dy, m: b.relu_backward_from_mask(dy, m), None,
+                                               lambda dy, m: dy * np.unpackbits(m, count=dy.size, bitorder="little")
+                                               .reshape(dy.shape), 2),
         "leaky_relu": elementwise("leaky_relu", x1, lambda b, x: b.leaky_relu(x),
-                                  t and (lambda x: torch.nn.functional.leaky_relu(t(x))), 2),
+                                  t and (lambda x: torch.nn.functional.leaky_relu(t(x))),
+                                  lambda x: np.where(x > 0, x, 0.01 * x), 2),
         "leaky_relu_backward": elementwise(
             "leaky_relu_backward", x2, lambda b, dy, x: b.leaky_relu_backward(dy, x),
-            t and (lambda dy, x: aten.leaky_relu_backward(t(dy), t(x), 0.01, False)), 3),
-        "sigmoid": elementwise("sigmoid", x1, lambda b, x: b.sigmoid(x), t and (lambda x: torch.sigmoid(t(x))), 2),
+            t and (lambda dy, x: aten.leaky_relu_backward(t(dy), t(x), 0.01, False)),
+            lambda dy, x: np.where(x > 0, dy, 0.01 * dy), 3),
+        "sigmoid": elementwise("sigmoid", x1, lambda b, x: b.sigmoid(x), t and (lambda x: torch.sigmoid(t(x))),
+                               lambda x: 1 / (1 + np.exp(-x)), 2),
         "sigmoid_backward": elementwise("sigmoid_backward", sigmoid_inputs,
                                         lambda b, dy, y: b.sigmoid_backward(dy, y),
-                                        t and (lambda dy, y: aten.sigmoid_backward(t(dy), t(y))), 3),
-        "tanh": elementwise("tanh", x1, lambda b, x: b.tanh(x), t and (lambda x: torch.tanh(t(x))), 2),
+                                        t and (lambda dy, y: aten.sigmoid_backward(t(dy), t(y))),
+                                        lambda dy, y: dy * y * (1 - y), 3),
+        "tanh": elementwise("tanh", x1, lambda b, x: b.tanh(x), t and (lambda x: torch.tanh(t(x))), np.tanh, 2),
         "tanh_backward": elementwise("tanh_backward", tanh_inputs, lambda b, dy, y: b.tanh_backward(dy, y),
-                                     t and (lambda dy, y: aten.tanh_backward(t(dy), t(y))), 3),
+                                     t and (lambda dy, y: aten.tanh_backward(t(dy), t(y))),
+                                     lambda dy, y: dy * (1 - y * y), 3),
         "sigmoid_binary_cross_entropy": elementwise(
             "sigmoid_binary_cross_entropy", bce_inputs, lambda b, z, y: b.sigmoid_binary_cross_entropy(z, y),
-            t and (lambda z, y: _torch_loss(torch, "binary_cross_entropy_with_logits", z, y)), 3),
+            t and (lambda z, y: _torch_loss(torch, "binary_cross_entropy_with_logits", z, y)), _sigmoid_bce_idiom, 3),
         "mse": elementwise("mse", x2, lambda b, p, y: b.mse(p, y),
-                           t and (lambda p, y: _torch_loss(torch, "mse_loss", p, y)), 3),
+                           t and (lambda p, y: _torch_loss(torch, "mse_loss", p, y)), _mse_idiom, 3),
     }
 
-    def rows(op, inputs, call, torch_call, arrays_moved):
+    def rows(op, inputs, call, torch_call, idiom, arrays_moved):
         def case(size):
-            return Case(op, _row_shapes(op)[size], inputs, call, torch_call, arrays_moved)
+            return Case(op, _row_shapes(op)[size], inputs, call, torch_call, idiom, arrays_moved)
 
         return case
 
@@ -141,21 +227,25 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
         return normal(rng, dt, s, 1.0), rng.integers(0, s[-1], s[0])
 
     row = {
-        "softmax": rows("softmax", x1, lambda b, z: b.softmax(z), t and (lambda z: torch.softmax(t(z), -1)), 2),
+        "softmax": rows("softmax", x1, lambda b, z: b.softmax(z), t and (lambda z: torch.softmax(t(z), -1)),
+                        _softmax_idiom, 2),
         "softmax_backward": rows(
             "softmax_backward", probabilities, lambda b, dp, p: b.softmax_backward(dp, p),
-            t and (lambda dp, p: aten._softmax_backward_data(t(dp), t(p), -1, t(p).dtype)), 3),
+            t and (lambda dp, p: aten._softmax_backward_data(t(dp), t(p), -1, t(p).dtype)),
+            lambda dp, p: p * (dp - (dp * p).sum(axis=-1, keepdims=True)), 3),
         "log_softmax": rows("log_softmax", x1, lambda b, z: b.log_softmax(z),
-                            t and (lambda z: torch.log_softmax(t(z), -1)), 2),
+                            t and (lambda z: torch.log_softmax(t(z), -1)), _log_softmax_idiom, 2),
         "log_softmax_backward": rows(
             "log_softmax_backward", log_probabilities, lambda b, dl, lp: b.log_softmax_backward(dl, lp),
-            t and (lambda dl, lp: aten._log_softmax_backward_data(t(dl), t(lp), -1, t(lp).dtype)), 3),
+            t and (lambda dl, lp: aten._log_softmax_backward_data(t(dl), t(lp), -1, t(lp).dtype)),
+            lambda dl, lp: dl - np.exp(lp) * dl.sum(axis=-1, keepdims=True), 3),
         "softmax_cross_entropy": rows(
             "softmax_cross_entropy", labelled, lambda b, z, y: b.softmax_cross_entropy(z, y),
-            t and (lambda z, y: _torch_loss(torch, "cross_entropy", z, y)), 2),
+            t and (lambda z, y: _torch_loss(torch, "cross_entropy", z, y)), _cross_entropy_idiom, 2),
     }
 
-    linear_shapes = {"small": (64, 64, 64), "medium": (512, 512, 512), "large": (4096, 1024, 1024)}
+    linear_shapes = {"tiny": (32, 10, 6), "small": (64, 64, 64), "medium": (512, 512, 512),
+                     "large": (4096, 1024, 1024)}
 
     def layer(rng, dt, s):
         """(dy, x, w) of a layer with x (N, D), w (D, H)."""
@@ -169,17 +259,19 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
 
     def linear(size):
         return Case("linear", linear_shapes[size], layer_forward, lambda b, x, w, bias: b.linear(x, w, bias),
-                    t and (lambda x, w, bias: torch.addmm(t(bias), t(x), t(w))), None)
+                    t and (lambda x, w, bias: torch.addmm(t(bias), t(x), t(w))), lambda x, w, bias: x @ w + bias, None)
 
     def linear_backward(size):
         return Case("linear_backward", linear_shapes[size], layer,
                     lambda b, dy, x, w: b.linear_backward(dy, x, w),
-                    t and (lambda dy, x, w: (t(dy) @ t(w).T, t(x).T @ t(dy), t(dy).sum(0))), None)
+                    t and (lambda dy, x, w: (t(dy) @ t(w).T, t(x).T @ t(dy), t(dy).sum(0))),
+                    lambda dy, x, w: (dy @ w.T, x.T @ dy, dy.sum(axis=0)), None)
 
     def linear_relu(size):
         return Case("linear_relu", linear_shapes[size], layer_forward,
                     lambda b, x, w, bias: b.linear_relu(x, w, bias),
-                    t and (lambda x, w, bias: torch.relu(torch.addmm(t(bias), t(x), t(w)))), None)
+                    t and (lambda x, w, bias: torch.relu(torch.addmm(t(bias), t(x), t(w)))),
+                    lambda x, w, bias: np.maximum(x @ w + bias, 0), None)
 
     def relu_layer(rng, dt, s):
         """(da, a, x, w) of a = relu(x w + b)."""
@@ -192,12 +284,13 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
 
     def linear_relu_backward(size):
         return Case("linear_relu_backward", linear_shapes[size], relu_layer,
-                    lambda b, da, a, x, w: b.linear_relu_backward(da, a, x, w), t and torch_relu_layer_backward, None)
+                    lambda b, da, a, x, w: b.linear_relu_backward(da, a, x, w), t and torch_relu_layer_backward,
+                    _relu_layer_backward_idiom, None)
 
     # (N, D, classes). "target" is not a bench size (a call takes ~10 s): it is the shape of the
     # README's fused-against-unfused table, which asv's LinearCrossEntropyPaths measures with
     # GRADKERNELS_BENCH_SIZES=target.
-    classifier_shapes = {"small": (512, 64, 10), "medium": (2048, 256, 1000), "large": (4096, 1024, 8000),
+    classifier_shapes = {"tiny": (32, 6, 3), "small": (512, 64, 10), "medium": (2048, 256, 1000), "large": (4096, 1024, 8000),
                          "target": (8192, 1024, 32000)}
 
     def classifier(rng, dt, s):
@@ -215,7 +308,7 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
     def linear_cross_entropy(size):
         return Case("linear_cross_entropy", classifier_shapes[size], classifier,
                     lambda b, x, w, bias, labels: b.linear_cross_entropy(x, w, bias, labels),
-                    t and torch_classifier, None)
+                    t and torch_classifier, _classifier_idiom, None)
 
     return {**ew, **row, "linear": linear, "linear_backward": linear_backward, "linear_relu": linear_relu,
             "linear_relu_backward": linear_relu_backward, "linear_cross_entropy": linear_cross_entropy}
@@ -316,6 +409,7 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
         case = all_cases[op](size)
         inputs = case.make(np.random.default_rng(seed), np.dtype(dtype), case.shape)
         entrants = {name: (lambda b=b: case.call(b, *inputs)) for name, b in bound.items()}
+        entrants[PLAIN_NUMPY] = lambda: case.idiom(*inputs)
         if torch is not None and case.torch_call is not None:
             entrants["torch"] = lambda: case.torch_call(*inputs)
         with _backends.use_backend("auto"):  # what the module-level ops (the "auto" entrant) follow
@@ -340,9 +434,9 @@ def best_backend(row: dict) -> str:
 
 
 def table(result: dict, *, markdown: bool = False) -> str:
-    """The side-by-side table: ms per entrant, the best gradkernels backend's speedup over NumPy,
-    its bandwidth against the copy bandwidth, and "auto"'s time over the best one's; aligned
-    text, or a Markdown table."""
+    """The side-by-side table: ms per entrant, the best gradkernels backend's speedup over the
+    plain NumPy of the op (named under the table), its bandwidth against the copy bandwidth, and
+    "auto"'s time over the best one's; aligned text, or a Markdown table."""
     entrants = list(dict.fromkeys(name for row in result["rows"] for name in row["seconds"]))
     limit = result["copy_bandwidth_bytes_per_second"]
     with_auto = "auto" in entrants
@@ -353,8 +447,8 @@ def table(result: dict, *, markdown: bool = False) -> str:
         seconds = row["seconds"]
         best = best_backend(row)
         cells = [row["op"], "x".join(map(str, row["shape"])), row["dtype"]]
-        cells += [f"{seconds[name] * 1e3:.3f}" if name in seconds else "-" for name in entrants]
-        cells += [best, f"{seconds['numpy'] / seconds[best]:.2f}" if "numpy" in seconds else "-"]
+        cells += [_milliseconds(seconds[name]) if name in seconds else "-" for name in entrants]
+        cells += [best, f"{seconds[PLAIN_NUMPY] / seconds[best]:.2f}" if PLAIN_NUMPY in seconds else "-"]
         if row["bytes"]:
             rate = row["bytes"] / seconds[best]
             cells += [f"{rate / 1e9:.1f}", f"{100 * rate / limit:.0f}%"]
@@ -363,7 +457,16 @@ def table(result: dict, *, markdown: bool = False) -> str:
         if with_auto:
             cells.append(f"{seconds['auto'] / seconds[best]:.2f}")
         lines.append(cells)
-    return _render(header, lines, markdown)
+    ops = dict.fromkeys(row["op"] for row in result["rows"])
+    legend = [f"x numpy: over {PLAIN_NUMPY}, the NumPy a user writes for the op:"]
+    legend += [f"  {op}: {IDIOMS[op]}" for op in ops]
+    return _render(header, lines, markdown) + "\n\n" + "\n".join(legend)
+
+
+def _milliseconds(seconds: float) -> str:
+    """Milliseconds to three decimals, or to three significant digits below one."""
+    ms = seconds * 1e3
+    return f"{ms:.3f}" if ms >= 1 else f"{ms:.3g}"
 
 
 def _render(header: list[str], lines: list[list[str]], markdown: bool) -> str:
@@ -384,18 +487,18 @@ def plot(result: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     rows = result["rows"]
-    entrants = [n for n in dict.fromkeys(n for row in rows for n in row["seconds"]) if n != "numpy"]
+    entrants = [n for n in dict.fromkeys(n for row in rows for n in row["seconds"]) if n != PLAIN_NUMPY]
     labels = [f"{row['op']} {'x'.join(map(str, row['shape']))} {row['dtype']}" for row in rows]
     height = 0.8 / max(len(entrants), 1)
     fig, ax = plt.subplots(figsize=(9, 0.25 * len(rows) + 1.5))
     for k, name in enumerate(entrants):
-        speedups = [row["seconds"]["numpy"] / row["seconds"][name] if name in row["seconds"] else 0 for row in rows]
+        speedups = [row["seconds"][PLAIN_NUMPY] / row["seconds"][name] if name in row["seconds"] else 0 for row in rows]
         ax.barh([i + k * height for i in range(len(rows))], speedups, height, label=name)
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))], labels, fontsize=7)
     ax.set_ylim(len(rows) - 0.1, -0.3)  # first row on top, no empty margins
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("speedup over the NumPy backend (log scale)")
+    ax.set_xlabel(f"speedup over {PLAIN_NUMPY} (log scale)")
     ax.set_title(f"gradkernels bench, {result['threads']} threads, fresh outputs")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -480,7 +583,7 @@ def steps_table(result: dict, *, markdown: bool = False) -> str:
         seconds = row["seconds"]
         best = min(backends, key=seconds.get)
         cells = [row["step"], row["activation"], "x".join(map(str, row["shape"]))]
-        cells += [f"{seconds[name] * 1e3:.3f}" if name in seconds else "-" for name in entrants]
+        cells += [_milliseconds(seconds[name]) if name in seconds else "-" for name in entrants]
         cells.append(best)
         cells += [f"{seconds[peer] / seconds[best]:.2f}" if peer in seconds else "-" for peer in ("numpy", "torch")]
         cells.append(f"{max(seconds[name] / seconds[f'{name} 1t'] for name in backends):.2f}")

@@ -4,17 +4,15 @@ Fortran-contiguous (BLAS takes either without a copy), outputs C-contiguous.
 
 A backend builds its kernels with `backward_kernels` from its own passes (the bias gradient, the
 ReLU mask, cross-entropy). NumPy checks the floating-point flags after each GEMM and reduction,
-so these functions run under `quiet`: Inf and NaN are results the formulas define, and a
-caller's np.seterr(all="raise") must not turn them into exceptions.
+so these functions run `quiet`.
 """
 
 import numpy as np
 
 from ._blas import accumulate
 from ._blas import direct as direct_gemm
+from ._quiet import quiet
 from ._threads import thread_limit
-
-quiet = np.errstate(all="ignore")
 
 # From this many outputs on, y = b then y += x w (beta = 1) saves the second pass over y that
 # y = x w then y += b makes; below, the direct GEMM call's fixed cost is the larger. Measured on a

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import _validate as v
-from ._linear import quiet
+from ._quiet import quiet
 
 OPS = {}
 
@@ -58,6 +58,9 @@ def _output_buffer(result: np.ndarray, order: str, inputs, *, in_place=()) -> tu
 def _usable(arr: np.ndarray, order: str = "C") -> np.ndarray:
     """`arr` itself when a kernel can address it directly (contiguous in `order` and aligned to its
     dtype), else a copy that is: one byte off, C could not even load it as that dtype."""
+    flags = arr.flags
+    if (flags.c_contiguous if order == "C" else flags.f_contiguous) and flags.aligned:
+        return arr
     return np.require(arr, requirements=(order, "A"))
 
 
@@ -469,7 +472,8 @@ def _linear_layer(kernel, x, w, b, out, activation=lambda y: y):
         result[...] = 0 if b is None else activation(b)
         return result
     x, w = _blas_ready(x), _blas_ready(w)
-    buf, direct = _output_buffer(result, "C", (x, w, b))
+    # a fresh result overlaps nothing; only a caller's `out` needs the check
+    buf, direct = (result, True) if out is None else _output_buffer(result, "C", (x, w, b))
     kernel(buf, x, w, b)
     if not direct:
         np.copyto(result, buf)

@@ -18,15 +18,18 @@ import numpy as np
 
 from . import _backends, _threads
 
-# Size classes by the element count of an op's first array: small below MEDIUM, large from LARGE
-# on. The bench's shapes fall one in each (_bench.SIZES).
-MEDIUM, LARGE = 1 << 17, 1 << 22
+# Size classes by the element count of an op's first array: tiny below SMALL (the seed networks'
+# arrays, where a call's fixed cost decides), small below MEDIUM, large from LARGE on. The bench's
+# shapes fall one in each (_bench.SIZES).
+SMALL, MEDIUM, LARGE = 1 << 12, 1 << 17, 1 << 22
 
 SHIPPED = pathlib.Path(__file__).with_name("tuned.json")
 
 
 def size_class(elements: int) -> str:
-    return "small" if elements < MEDIUM else "medium" if elements < LARGE else "large"
+    if elements < MEDIUM:
+        return "tiny" if elements < SMALL else "small"
+    return "medium" if elements < LARGE else "large"
 
 
 # Counts the times the table was dropped (see `forget`), so that what is derived from it can tell
