@@ -93,3 +93,18 @@ def unscaled_parallel_thresholds():
         _threads.parallel_scale = scale
         if c:
             lib.gk_set_parallel_scale(scale)
+
+
+@pytest.fixture
+def unavailable_backend(monkeypatch):
+    """The name of a backend that this test sees as unavailable (whatever is installed): numba,
+    with a reason, as if it were not installed; bindings made before are dropped and after are
+    dropped again."""
+    from gradkernels import _backends
+
+    gk.backends()  # loads every backend, so the monkeypatched entry replaces a real one
+    monkeypatch.setitem(_backends._loaded, "numba",
+                        _backends.BackendInfo("numba", None, "switched off by this test", None))
+    gk.backend.cache_clear()
+    yield "numba"
+    gk.backend.cache_clear()

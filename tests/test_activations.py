@@ -1,7 +1,7 @@
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradkernels as gk
@@ -77,14 +77,17 @@ def test_layouts_give_the_contiguous_result(bk, dtype, rng, name, kind):
         np.testing.assert_array_equal(FORWARD[name][0](bk, x_l), FORWARD[name][0](bk, x))
 
 
-@given(x=hnp.arrays(st.sampled_from([np.float32, np.float64]), hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6),
-                    elements=st.floats(-50, 50, width=32)))
-def test_random_shapes_all_activations(x):
-    for bk in map(gk.backend, [n for n, b in gk.backends().items() if b["available"]]):
-        for run, closed in FORWARD.values():
-            assert_close(run(bk, x), closed(x), x.dtype)
-        for run, closed in BACKWARD.values():
-            assert_close(run(bk, x, x), closed(bk, x, x), x.dtype)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # bk is the same for every example
+@given(data=st.data())
+def test_random_shapes_all_activations(bk, data):
+    x = data.draw(hnp.arrays(st.sampled_from([np.float32, np.float64]),
+                             hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6),
+                             elements=st.floats(-50, 50, width=32)), label="x")
+    dy = data.draw(hnp.arrays(x.dtype, x.shape, elements=st.floats(-50, 50, width=32)), label="dy")
+    for run, closed in FORWARD.values():
+        assert_close(run(bk, x), closed(x), x.dtype)
+    for run, closed in BACKWARD.values():
+        assert_close(run(bk, dy, x), closed(bk, dy, x), x.dtype)
 
 
 def test_relu_mask_bits_are_packbits_of_the_c_order(bk, rng, dtype):

@@ -55,12 +55,9 @@ def test_check_reports_a_crashing_op_as_a_failed_row(monkeypatch, capsys):
     assert "LinAlgError: boom" in capsys.readouterr().out
 
 
-def test_check_refuses_an_unavailable_backend(capsys):
-    unavailable = [n for n, b in gk.backends().items() if not b["available"]]
-    if not unavailable:
-        return
-    assert cli.main(["check", "--backend", unavailable[0]]) == 2
-    assert "is not available" in capsys.readouterr().err
+def test_check_refuses_an_unavailable_backend(capsys, unavailable_backend):
+    assert cli.main(["check", "--backend", unavailable_backend]) == 2
+    assert "is not available: switched off by this test" in capsys.readouterr().err
 
 
 def test_bench_prints_the_side_by_side_table_and_writes_json(tmp_path, capsys):
