@@ -171,7 +171,7 @@ def test_demo_trains_every_backend_to_the_same_loss(capsys, tmp_path):
     plot = tmp_path / "demo.png"
     assert cli.main(["demo", "--quick", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    assert "spiral" in out and "circle" in out and "MATH.md section 6" in out
+    assert "spiral" in out and "circle" in out and "The math §6" in out
     available = [n for n, b in gk.backends().items() if b["available"]]
     assert out.count("relative difference from numpy") == 2 * len(available)  # the others and the run by hand
     assert "x hand" in out

@@ -1,4 +1,4 @@
-"""MATH.md §6: the worked example every backend must reproduce."""
+"""The math §6 (README): the worked example every backend must reproduce."""
 
 import numpy as np
 

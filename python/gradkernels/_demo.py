@@ -5,7 +5,7 @@ run on every available backend from the same seed.
    linear_relu, linear_relu_backward and linear_cross_entropy.
 2. Two classes, inside or outside a circle: X (n, 2) -> 16 -> sigmoid -> 1 -> sigmoid + BCE, with
    linear, sigmoid and their backwards.
-3. The regression net of MATH.md section 6: its loss and gradients against the worked values.
+3. The regression net of the README's The math §6: its loss and gradients against the worked values.
 
 Each network is also trained by a step written by hand in plain NumPy, the code a user would
 have without gradkernels: the time per epoch of every backend is given against it. In float64
@@ -177,8 +177,8 @@ def report(task: Task, runs: list[Run]) -> bool:
 
 
 def worked_example(names: list[str]) -> bool:
-    """MATH.md section 6 on every backend against the published values."""
-    print("regression net of MATH.md section 6: loss and gradients against the worked values")
+    """The math §6 (README) on every backend against the published values."""
+    print("regression net of The math §6 (README): loss and gradients against the worked values")
     results = {name: _selftest.worked_example(bind(name)) for name in names}
     errors = {name: _selftest.worked_example_errors(got) for name, got in results.items()}
     ok = True

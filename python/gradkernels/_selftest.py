@@ -162,7 +162,7 @@ def check_case(case: Case, backend_name: str, dtype, seed: int = 0) -> Row:
     return Row(case.name, backend_name, dtype.name, forward_ratio, backward_ratio, fd_ratio, note, is_reference)
 
 
-# MATH.md §6: a one-hidden-layer regression net with the bias folded into the inputs.
+# The math §6 (README): a one-hidden-layer regression net with the bias folded into the inputs.
 WORKED_EXAMPLE = {
     "X": [[1, 1, 2], [1, 1, 3], [1, 2, 2]],
     "W": [[0.01, 0.03, 0.02], [0.02, 0.01, 0.03], [0.03, 0.02, 0.01]],
@@ -208,9 +208,9 @@ def check_worked_example(backend_name: str) -> Row:
     try:
         errors = worked_example_errors(worked_example(backend(backend_name)))
         worst = max(errors.values()) / WORKED_EXAMPLE_TOLERANCE
-        return Row("worked example (MATH §6)", backend_name, "float64", worst, None, None)
+        return Row("worked example (The math §6)", backend_name, "float64", worst, None, None)
     except Exception as exc:
-        return Row("worked example (MATH §6)", backend_name, "float64", None, None, None, f"{type(exc).__name__}: {exc}")
+        return Row("worked example (The math §6)", backend_name, "float64", None, None, None, f"{type(exc).__name__}: {exc}")
 
 
 def run(backend_names=None, dtypes=("float32", "float64"), seed: int = 0) -> list[Row]:
