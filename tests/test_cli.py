@@ -55,6 +55,23 @@ def test_check_reports_a_crashing_op_as_a_failed_row(monkeypatch, capsys):
     assert "LinAlgError: boom" in capsys.readouterr().out
 
 
+def test_check_runs_every_public_op(monkeypatch):
+    from gradkernels import _selftest
+    from gradkernels._ops import OPS
+
+    numpy_ops, called = gk.backend("numpy"), set()
+
+    class Recording:
+        def __getattr__(self, name):
+            called.add(name)
+            return getattr(numpy_ops, name)
+
+    monkeypatch.setattr(_selftest, "backend", lambda name: Recording())
+    for case in _selftest.CASES:
+        assert _selftest.check_case(case, "numpy", "float32").ok, case.name
+    assert called == set(OPS)
+
+
 def test_check_refuses_an_unavailable_backend(capsys, unavailable_backend):
     assert cli.main(["check", "--backend", unavailable_backend]) == 2
     assert "is not available: switched off by this test" in capsys.readouterr().err

@@ -349,10 +349,17 @@ def _class_labels(labels, like_name: str, shape: tuple, ignore: int, weight, wei
     may_ignore = v.labels_in_range(labels, classes, ignore)
     labels64 = labels.reshape(-1) if labels.dtype is _INT64 and _kernel_ready((labels,)) else (
         _usable(labels.astype(np.int64, copy=False)).reshape(-1))
-    counted = labels64[labels64 != ignore] if may_ignore else labels64
-    if weight is None:
-        return labels64, counted.size
-    return labels64, _total(weight_vec[counted])
+    return labels64, class_denominator(labels64, ignore, None if weight is None else weight_vec, may_ignore)
+
+
+def class_denominator(labels: np.ndarray, ignore: int, weight_vec: np.ndarray | None, may_ignore: bool = True):
+    """The denominator of a cross-entropy mean over integer `labels`: the number of rows whose label
+    is not `ignore`, or with class weights their total weight. A label outside the weights' range
+    weighs nothing here: the op that gets it raises. `may_ignore` False: no label equals `ignore`."""
+    counted = labels[labels != ignore] if may_ignore else labels
+    if weight_vec is None:
+        return counted.size
+    return _total(weight_vec[counted[(counted >= 0) & (counted < weight_vec.size)]])
 
 
 @op

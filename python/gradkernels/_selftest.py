@@ -105,6 +105,13 @@ CASES = [
                lambda bk, y, t: bk.mse(y, t)),
     Case("linear", lambda r: (r.standard_normal((5, 4)), r.standard_normal((4, 3)), r.standard_normal(3)),
          lambda bk, x, w, b: bk.linear(x, w, b), lambda bk, g, x, w, b: bk.linear_backward(g, x, w)),
+    Case("linear_relu", lambda r: (r.standard_normal((5, 4)), r.standard_normal((4, 3)), r.standard_normal(3)),
+         lambda bk, x, w, b: bk.linear_relu(x, w, b),
+         lambda bk, g, x, w, b: bk.linear_relu_backward(g, bk.linear_relu(x, w, b), x, w)),
+    Case("linear_cross_entropy",
+         lambda r: (r.standard_normal((6, 4)), r.standard_normal((4, 5)), r.standard_normal(5), _labels_with_ignored(r, 6, 5)),
+         lambda bk, x, w, b, t: bk.linear_cross_entropy(x, w, b, t)[0],
+         lambda bk, g, x, w, b, t: tuple(g * d for d in bk.linear_cross_entropy(x, w, b, t)[1:]) + (None,)),
 ]
 
 

@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _threads
+from . import _ops, _threads
 
 __all__ = ["linear_backward", "linear_cross_entropy", "mse", "sigmoid_binary_cross_entropy", "softmax_cross_entropy"]
 
@@ -141,14 +141,10 @@ def _broadcast(arr):
 
 
 def _counted(labels, weight, ignore_index) -> float:
-    """The count of the counted rows among `labels`, or their total weight: a mean's denominator, or
-    a chunk's part of it. A label outside the classes is left to the chunk's op, which raises the
-    documented error."""
-    counted = labels[labels != ignore_index]
-    if weight is None:
-        return float(counted.size)
-    weight = np.asarray(weight, np.float64)
-    return float(np.sum(weight[counted[(counted >= 0) & (counted < weight.size)]]))
+    """A mean's denominator, or a chunk's part of it, by the ops' own rule (a label outside the
+    classes is left to the chunk's op, which raises the documented error)."""
+    weight = None if weight is None else np.asarray(weight, np.float64)
+    return float(_ops.class_denominator(np.asarray(labels).reshape(-1), ignore_index, weight))
 
 
 def _class_denominator(labels, weight, ignore_index):
