@@ -1,5 +1,5 @@
 """Training steps (gradkernels._steps): forward and backward of one hidden layer over the batch x
-width x activation matrix, and the scikit-learn-sized MLP, float32 — the entrants of `bench
+width x activation matrix, the scikit-learn-sized MLP and the seed network, float32 — the entrants of `bench
 --layers`: each backend at the default thread count and with its kernels on one thread ("-1t"),
 the step written by hand in NumPy, PyTorch eager, and a layer's three GEMMs alone.
 GRADKERNELS_BENCH_SIZES=small narrows the matrix to batches 32 and 200 at width 64."""
@@ -56,4 +56,18 @@ class MLPStep:
         self.call = _call(entrant, "mlp", activation, (_steps.MLP_BATCH, *_steps.MLP_WIDTHS))
 
     def time_step(self, entrant, activation):
+        self.call()
+
+
+class SeedStep:
+    """The seed network 3 -> 10 -> 6 -> 3 (ReLU, softmax + cross-entropy) at its batches."""
+
+    params = [ENTRANTS, list(_steps.SEED_BATCHES)]
+    param_names = ["entrant", "batch"]
+    timeout = 600
+
+    def setup(self, entrant, batch):
+        self.call = _call(entrant, "mlp", "relu", (batch, *_steps.SEED_WIDTHS))
+
+    def time_step(self, entrant, batch):
         self.call()

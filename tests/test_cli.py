@@ -222,7 +222,8 @@ def test_bench_layers_times_the_steps_against_numpy_by_hand(tmp_path, capsys):
     assert "gemms ms" in out and "default/1t" in out and "x numpy" in out
     result = json.loads(out_file.read_text())
     ours = [n for n, b in gk.backends().items() if b["available"] and n != "numpy"]
-    assert [(r["step"], r["shape"]) for r in result["rows"]] == [("layer", [32, 64]), ("mlp", [200, 64, 256, 256, 10])]
+    assert [(r["step"], r["shape"]) for r in result["rows"]] == [
+        ("layer", [32, 64]), ("mlp", [200, 64, 256, 256, 10]), ("mlp", [32, 3, 10, 6, 3])]  # the last: the seed network
     for row in result["rows"]:
         want = {"numpy", *ours, *(f"{n} 1t" for n in ours)} | ({"gemms"} if row["step"] == "layer" else set())
         assert set(row["seconds"]) == want

@@ -518,11 +518,14 @@ STEP_SETTLE_SECONDS = 0.12
 
 
 def step_cells(activations=None, batches=None, widths=None) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(step, activation, shape) of every layer cell, then the MLP steps (relu and sigmoid)."""
+    """(step, activation, shape) of every layer cell, then the MLP steps (relu and sigmoid), then the
+    seed network's (relu) at its batches, less those `batches` leaves out."""
     activations = activations or _steps.ACTIVATIONS
     cells = [("layer", act, (batch, width)) for act in activations for batch in batches or _steps.BATCHES
              for width in widths or _steps.WIDTHS]
-    return cells + [("mlp", act, (_steps.MLP_BATCH, *_steps.MLP_WIDTHS)) for act in activations if act != "tanh"]
+    cells += [("mlp", act, (_steps.MLP_BATCH, *_steps.MLP_WIDTHS)) for act in activations if act != "tanh"]
+    return cells + [("mlp", "relu", (batch, *_steps.SEED_WIDTHS)) for batch in _steps.SEED_BATCHES
+                    if "relu" in activations and (not batches or batch in batches)]
 
 
 def step_entrants(step, activation, shape, dtype, backends, torch, rng) -> dict[str, Callable]:

@@ -1,5 +1,5 @@
-"""Training steps as users run them: forward and backward of one hidden layer, and of a
-scikit-learn-sized MLP, each written three ways — with our ops, in plain NumPy as a user would
+"""Training steps as users run them: forward and backward of one hidden layer, of a
+scikit-learn-sized MLP and of the seed networks, each written three ways — with our ops, in plain NumPy as a user would
 write it by hand, and in PyTorch eager autograd. All three return the same gradients (the tests
 check it), so `python -m gradkernels bench --layers`, the asv suite and the demo compare like
 with like. Each `*_step` function binds its inputs and returns a call without arguments."""
@@ -13,6 +13,10 @@ WIDTHS = (64, 256, 1024)
 # (batch 200) on a mid-sized table.
 MLP_WIDTHS = (64, 256, 256, 10)
 MLP_BATCH = 200
+# The seed networks: 3 -> 10 -> 6 -> 3, ReLU hidden layers, softmax + cross-entropy, where a
+# call's fixed cost is most of a step.
+SEED_WIDTHS = (3, 10, 6, 3)
+SEED_BATCHES = (32, 256, 1024)
 
 
 def layer_inputs(rng, dtype, batch: int, width: int):
