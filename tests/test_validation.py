@@ -34,6 +34,10 @@ FLOAT_ARGS = {
     "linear": (lambda d: (a((3, 4), d), a((4, 2), d), a((2,), d)), ["x", "w", "b"]),
     "linear_backward": (lambda d: (a((3, 2), d), a((3, 4), d), a((4, 2), d)), ["dy", "x", "w"]),
     "softmax_cross_entropy": (lambda d: (a(dtype=d), a(dtype=d) / 4), ["logits", "labels"]),
+    "relu_backward_from_mask": (lambda d: (a(dtype=d), np.packbits(np.ones(12, bool), bitorder="little")), ["dy"]),
+    "linear_relu": (lambda d: (a((3, 4), d), a((4, 2), d), a((2,), d)), ["x", "w", "b"]),
+    "linear_relu_backward": (lambda d: (a((3, 2), d), a((3, 2), d), a((3, 4), d), a((4, 2), d)), ["da", "a", "x", "w"]),
+    "linear_cross_entropy": (lambda d: (a((3, 4), d), a((4, 2), d), a((2,), d), np.array([0, 1, 1])), ["x", "w", "b"]),
 }
 
 

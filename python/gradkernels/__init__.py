@@ -8,6 +8,7 @@ or written into `out=` when given; inputs are never modified unless passed as `o
 from ._backends import backends, get_backend, set_backend, use_backend
 from ._dispatch import Backend, backend, public_ops
 from ._gradcheck import GradcheckError, GradcheckReport, gradcheck
+from . import _ops
 from ._threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
@@ -15,33 +16,7 @@ __version__ = "0.1.0"
 globals().update(public_ops())
 
 __all__ = [
-    # activations
-    "relu",
-    "relu_backward",
-    "relu_with_mask",
-    "relu_backward_from_mask",
-    "leaky_relu",
-    "leaky_relu_backward",
-    "sigmoid",
-    "sigmoid_backward",
-    "tanh",
-    "tanh_backward",
-    # softmax family
-    "softmax",
-    "softmax_backward",
-    "log_softmax",
-    "log_softmax_backward",
-    # fused losses
-    "softmax_cross_entropy",
-    "sigmoid_binary_cross_entropy",
-    "mse",
-    # linear layers
-    "linear",
-    "linear_backward",
-    "linear_relu",
-    "linear_relu_backward",
-    "linear_cross_entropy",
-    # backends and tools
+    *_ops.OPS,  # every op, in the order _ops declares them
     "Backend",
     "backend",
     "backends",
