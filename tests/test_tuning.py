@@ -69,6 +69,8 @@ class _ZerosRandom:
 def test_size_classes_hold_the_shapes_the_bench_and_tune_measure():
     bounds = (1, _tuning.SMALL - 1, _tuning.SMALL, _tuning.MEDIUM - 1, _tuning.MEDIUM, _tuning.LARGE - 1, _tuning.LARGE)
     assert [_tuning.size_class(n) for n in bounds] == ["tiny", "tiny", "small", "small", "medium", "medium", "large"]
+    for bits in range(1, 64):  # what "auto" remembers a choice by
+        assert _tuning.size_class(1 << (bits - 1)) == _tuning.size_class((1 << bits) - 1), bits
     cases = _bench.cases(None)
     with np.errstate(divide="ignore"):  # log of the zero inputs' probabilities
         for op in _bench.OPS:

@@ -24,20 +24,27 @@ def _kernels(name: str) -> types.SimpleNamespace:
         return kernels
 
 
-def _bind(impl: Callable, kernels_for_call: Callable[[tuple, dict], types.SimpleNamespace]) -> Callable:
-    @functools.wraps(impl)
-    def bound(*args, **kwargs):
-        return impl(kernels_for_call(args, kwargs), *args, **kwargs)
-
-    params = list(inspect.signature(impl).parameters.values())[1:]  # drop `kernels`
+def _signed(bound: Callable, impl: Callable) -> Callable:
+    """`bound` with the name, documentation and signature of `impl` less its `kernels` argument."""
+    functools.update_wrapper(bound, impl)
+    params = list(inspect.signature(impl).parameters.values())[1:]
     bound.__signature__ = inspect.Signature(params)
     return bound
 
 
-def _in_force(op_name: str) -> Callable[[tuple, dict], types.SimpleNamespace]:
-    """The kernels of the backend in force for a call of `op_name`: under "auto", the one tuned for
-    the op, the dtype and the size class of its first array (see `_tuning`), remembered per dtype
-    and size class until the table changes."""
+def _bind(impl: Callable, kernels: types.SimpleNamespace) -> Callable:
+    """`impl` on fixed kernels."""
+
+    def bound(*args, **kwargs):
+        return impl(kernels, *args, **kwargs)
+
+    return _signed(bound, impl)
+
+
+def _follow(op_name: str, impl: Callable) -> Callable:
+    """`impl` on the kernels of the backend in force at each call: under "auto", those tuned for the
+    op, the dtype and the size class of its first array (see `_tuning`), remembered per dtype and
+    power of two of the size (a size class is a range of them) until the table changes."""
     tuned: dict[tuple, types.SimpleNamespace] = {}
     generation = _tuning.generation
 
@@ -46,26 +53,27 @@ def _in_force(op_name: str) -> Callable[[tuple, dict], types.SimpleNamespace]:
         if generation != _tuning.generation:
             tuned.clear()
             generation = _tuning.generation
-        key = (first.dtype, _tuning.size_class(first.size))
+        key = (first.dtype, first.size.bit_length())
         try:
             return tuned[key]
         except KeyError:
             kernels = tuned[key] = _kernels(_tuning.choose(op_name, first))
             return kernels
 
-    def kernels_for_call(args, kwargs):
+    def bound(*args, **kwargs):
         name = _backends.get_backend()
         if name != "auto":
-            return _kernels(name)
+            return impl(_kernels(name), *args, **kwargs)
         first = args[0] if args else next(iter(kwargs.values()), None)
-        return tuned_kernels(first) if isinstance(first, numpy.ndarray) else _kernels(name)
+        kernels = tuned_kernels(first) if isinstance(first, numpy.ndarray) else _kernels(name)
+        return impl(kernels, *args, **kwargs)
 
-    return kernels_for_call
+    return _signed(bound, impl)
 
 
 def public_ops() -> dict[str, Callable]:
     """Every op, dispatching on each call to the backend in force (see `use_backend`)."""
-    return {name: _bind(impl, _in_force(name)) for name, impl in OPS.items()}
+    return {name: _follow(name, impl) for name, impl in OPS.items()}
 
 
 class Backend:
@@ -85,7 +93,7 @@ class Backend:
         self.name = resolved.name
         self.variant = resolved.variant if variant is None else variant
         for op_name, impl in OPS.items():
-            setattr(self, op_name, _bind(impl, lambda args, kwargs: kernels))
+            setattr(self, op_name, _bind(impl, kernels))
 
     def __repr__(self) -> str:
         variant = f" ({self.variant})" if self.variant else ""

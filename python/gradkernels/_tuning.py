@@ -20,7 +20,8 @@ from . import _backends, _threads
 
 # Size classes by the element count of an op's first array: tiny below SMALL (the seed networks'
 # arrays, where a call's fixed cost decides), small below MEDIUM, large from LARGE on. The bench's
-# shapes fall one in each (_bench.SIZES).
+# shapes fall one in each (_bench.SIZES). Powers of two, so that the sizes of one bit length share
+# a class: the dispatch remembers its choice per bit length.
 SMALL, MEDIUM, LARGE = 1 << 12, 1 << 17, 1 << 22
 
 SHIPPED = pathlib.Path(__file__).with_name("tuned.json")
