@@ -72,7 +72,7 @@ IDIOMS = {
     "relu_backward": "dy * (y > 0)",
     "relu_with_mask": "np.maximum(x, 0), np.packbits(x > 0)",
     "relu_backward_from_mask": "dy * np.unpackbits(mask)",
-    "leaky_relu": "np.where(x > 0, x, 0.01 * x)",
+    "leaky_relu": "np.maximum(x, 0.01 * x)",
     "leaky_relu_backward": "np.where(x > 0, dy, 0.01 * dy)",
     "sigmoid": "1 / (1 + np.exp(-x))",
     "sigmoid_backward": "dy * y * (1 - y)",
@@ -186,7 +186,7 @@ def cases(torch) -> dict[str, Callable[[str], Case]]:
                                                .reshape(dy.shape), 2),
         "leaky_relu": elementwise("leaky_relu", x1, lambda b, x: b.leaky_relu(x),
                                   t and (lambda x: torch.nn.functional.leaky_relu(t(x))),
-                                  lambda x: np.where(x > 0, x, 0.01 * x), 2),
+                                  lambda x: np.maximum(x, 0.01 * x), 2),
         "leaky_relu_backward": elementwise(
             "leaky_relu_backward", x2, lambda b, dy, x: b.leaky_relu_backward(dy, x),
             t and (lambda dy, x: aten.leaky_relu_backward(t(dy), t(x), 0.01, False)),
