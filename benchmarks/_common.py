@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import gradkernels as gk
-from gradkernels import _bench
+from gradkernels import _bench, _catalog
 
 BACKENDS = ["numpy", "numba", "c", "c-avx512", "c-avx2", "c-baseline", "torch", "plain-numpy"]
 DTYPES = os.environ.get("GRADKERNELS_BENCH_DTYPES", "float32,float64").split(",")
@@ -28,16 +28,17 @@ def _torch():
 
 
 class _OpBenchmark:
-    """Subclasses set OPS; asv times every (op, backend, dtype, size)."""
+    """Subclasses time the ops of one family (`parametrize`); asv times every (op, backend, dtype, size)."""
 
     OPS: tuple[str, ...] = ()
     param_names = ["op", "backend", "dtype", "size"]
     timeout = 600
 
     @classmethod
-    def parametrize(cls, ops):
-        cls.OPS = tuple(ops)
-        cls.params = [list(ops), BACKENDS, DTYPES, SIZES]
+    def parametrize(cls, family):
+        """Every op the catalog declares in `family`."""
+        cls.OPS = tuple(op.name for op in _catalog.OPS if op.family == family)
+        cls.params = [list(cls.OPS), BACKENDS, DTYPES, SIZES]
         return cls
 
     def setup(self, op, backend, dtype, size):

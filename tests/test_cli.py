@@ -8,7 +8,7 @@ import pytest
 
 import gradkernels as gk
 from gradkernels import __main__ as cli
-from gradkernels import _backends, _bench
+from gradkernels import _backends, _bench, _catalog
 
 
 def test_info_lists_versions_backends_and_cpu():
@@ -94,7 +94,7 @@ def test_bench_prints_the_side_by_side_table_and_writes_json(tmp_path, capsys):
         "best", "x", "numpy", "GB/s", "%", "copy"] + (["auto/best"] if "auto" in entrants else [])
     rows, legend = lines[3:9], lines[9:]
     assert legend == ["", "x numpy: over plain numpy, the NumPy a user writes for the op:",
-                      "  relu: np.maximum(x, 0)", f"  softmax_cross_entropy: {_bench.IDIOMS['softmax_cross_entropy']}",
+                      "  relu: np.maximum(x, 0)", f"  softmax_cross_entropy: {_catalog.OP['softmax_cross_entropy'].idiom}",
                       "  linear_backward: dy @ w.T, x.T @ dy, dy.sum(0)"]
     assert len(rows) == 6 and [r.split()[0] for r in rows] == ["relu"] * 2 + ["softmax_cross_entropy"] * 2 + ["linear_backward"] * 2
     assert rows[0].split()[1] == "256x256" and rows[2].split()[1] == "4096x10"
@@ -140,7 +140,7 @@ def test_bench_writes_the_table_as_markdown(tmp_path):
     lines = md.read_text().splitlines()
     assert lines[0].startswith("| op | shape | dtype | numpy ms |") and set(lines[1].replace("|", "").split()) == {"---"}
     assert lines[2].startswith("| mse | 256x256 | float32 |")
-    assert lines[3:] == ["", "x numpy: over plain numpy, the NumPy a user writes for the op:", f"  mse: {_bench.IDIOMS['mse']}"]
+    assert lines[3:] == ["", "x numpy: over plain numpy, the NumPy a user writes for the op:", f"  mse: {_catalog.OP['mse'].idiom}"]
 
 
 def test_bench_draws_the_speedups(tmp_path):

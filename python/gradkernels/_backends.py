@@ -1,6 +1,6 @@
 """Backend registry and selection.
 
-A backend is a set of kernels with the names in KERNELS. Every kernel takes its outputs first,
+A backend is a set of kernels with the names in KERNELS, declared in `_catalog`. Every kernel takes its outputs first,
 then its inputs, then scalars; the API layer has validated every argument and laid the arrays
 out as the kernel expects before calling it (see `gradkernels._ops`):
 
@@ -26,33 +26,10 @@ from typing import Callable, Iterator
 
 import numpy
 
+from . import _catalog
 from ._threads import get_num_threads
 
-KERNELS = (
-    "relu_forward",
-    "relu_forward_mask",
-    "relu_backward",
-    "relu_backward_mask",
-    "leaky_relu_forward",
-    "leaky_relu_backward",
-    "sigmoid_forward",
-    "sigmoid_backward",
-    "tanh_forward",
-    "tanh_backward",
-    "softmax_forward",
-    "softmax_backward",
-    "log_softmax_forward",
-    "log_softmax_backward",
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_soft",
-    "sigmoid_binary_cross_entropy",
-    "mse",
-    "linear_forward",
-    "linear_backward",
-    "linear_relu_forward",
-    "linear_relu_backward",
-    "linear_cross_entropy",
-)
+KERNELS = _catalog.KERNEL_NAMES
 
 # "auto" takes the first available backend in this order.
 AUTO_PREFERENCE = ("c", "numba", "numpy")
@@ -79,20 +56,20 @@ class BackendInfo:
         return get_num_threads() if self.parallel else 1
 
 
-def _namespace(module) -> types.SimpleNamespace:
-    """The kernels of the contract, taken by name from a backend's package."""
-    return types.SimpleNamespace(**{name: getattr(module, name) for name in KERNELS})
+def _namespace(package: str) -> types.SimpleNamespace:
+    """The kernels of the contract, each taken from its family's module of a backend's package."""
+    return types.SimpleNamespace(**{
+        k.name: getattr(importlib.import_module(f"{package}.{k.family}", __package__), k.name)
+        for k in _catalog.KERNELS})
 
 
 def _load_numpy() -> BackendInfo:
-    from . import reference
-
     # Every kernel runs `quiet`, since all its arithmetic is NumPy's. (The other backends' kernels
     # compute outside NumPy's error handling, but for the linear driver's GEMMs, quiet themselves.)
     # NumPy's ufuncs run on one thread; its BLAS (linear layers) keeps its own pool.
     from ._quiet import quiet
 
-    kernels = _namespace(reference)
+    kernels = _namespace(".reference")
     return BackendInfo("numpy", types.SimpleNamespace(**{name: quiet(getattr(kernels, name)) for name in KERNELS}),
                        None, numpy.__version__)
 
@@ -104,13 +81,12 @@ def _load_numba() -> BackendInfo:
         return BackendInfo("numba", None, f"numba is not installed ({exc})", None)
     if numba.config.DISABLE_JIT:
         return BackendInfo("numba", None, "NUMBA_DISABLE_JIT is set: the kernels would run as plain Python", numba.__version__)
-    from . import kernels
     from .kernels._jit import THREAD_SAFE
 
     import llvmlite.binding
 
     target = numba.config.CPU_NAME or llvmlite.binding.get_host_cpu_name()
-    return BackendInfo("numba", _namespace(kernels), None, numba.__version__, parallel=THREAD_SAFE, variant=target)
+    return BackendInfo("numba", _namespace(".kernels"), None, numba.__version__, parallel=THREAD_SAFE, variant=target)
 
 
 def _load_c() -> BackendInfo:

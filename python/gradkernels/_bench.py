@@ -19,14 +19,14 @@ from typing import Callable
 
 import numpy as np
 
-from . import _backends, _steps, _threads
+from . import _backends, _catalog, _steps, _threads
 from ._dispatch import backend as bind
 from ._dispatch import public_ops
 
 # "tiny" is the seed networks' size (3 -> 10 -> 6 -> 3 at batch 32), where a call's fixed cost is
 # all there is to time.
 SIZES = ("tiny", "small", "medium", "large")
-# The entrant that runs each op's IDIOMS entry: what "x numpy" divides by.
+# The entrant that runs each op's idiom (the plain NumPy its declaration names): what "x numpy" divides by.
 PLAIN_NUMPY = "plain numpy"
 COPY_BYTES = 64 << 20
 
@@ -38,7 +38,7 @@ class Case:
     make: Callable  # (rng, dtype, shape) -> the inputs
     call: Callable  # (backend's ops, *inputs) -> the result
     torch_call: Callable | None  # (*inputs) -> the same through PyTorch, if it has the op
-    idiom: Callable  # (*inputs) -> the same in the plain NumPy a user would write for it
+    idiom: Callable  # (*inputs) -> the same in the plain NumPy a user would write for it (as the op declares it)
     # How many arrays of the first input's size the op must read or write at the least: its bytes
     # over its time is its bandwidth (None: not memory-bound, e.g. the GEMMs).
     arrays_moved: int | None
@@ -63,34 +63,6 @@ def _torch_loss(torch, name, z, target):
     loss = getattr(torch.nn.functional, name)(logits, torch.from_numpy(target))
     loss.backward()
     return loss, logits.grad
-
-
-# The plain NumPy a user would write for each op, as it reads; bench's "x numpy" divides by its
-# time (the `idiom` of the op's Case computes it).
-IDIOMS = {
-    "relu": "np.maximum(x, 0)",
-    "relu_backward": "dy * (y > 0)",
-    "relu_with_mask": "np.maximum(x, 0), np.packbits(x > 0)",
-    "relu_backward_from_mask": "dy * np.unpackbits(mask)",
-    "leaky_relu": "np.maximum(x, 0.01 * x)",
-    "leaky_relu_backward": "np.where(x > 0, dy, 0.01 * dy)",
-    "sigmoid": "1 / (1 + np.exp(-x))",
-    "sigmoid_backward": "dy * y * (1 - y)",
-    "tanh": "np.tanh(x)",
-    "tanh_backward": "dy * (1 - y * y)",
-    "sigmoid_binary_cross_entropy": "mean(max(z, 0) - z t + log1p(exp(-|z|))), (1 / (1 + exp(-z)) - t) / n",
-    "mse": "d = p - y: mean(d * d), 2 d / n",
-    "softmax": "e = exp(z - max z): e / sum e",
-    "softmax_backward": "p * (dp - sum(dp * p))",
-    "log_softmax": "s = z - max z: s - log(sum exp s)",
-    "log_softmax_backward": "dl - exp(lp) * sum(dl)",
-    "softmax_cross_entropy": "max-shifted softmax, mean(log sum - z[label]), (p - onehot) / N",
-    "linear": "x @ w + b",
-    "linear_backward": "dy @ w.T, x.T @ dy, dy.sum(0)",
-    "linear_relu": "np.maximum(x @ w + b, 0)",
-    "linear_relu_backward": "dz = da * (a > 0): dz @ w.T, x.T @ dz, dz.sum(0)",
-    "linear_cross_entropy": "z = x @ w + b, softmax_cross_entropy's idiom, g @ w.T, x.T @ g, g.sum(0)",
-}
 
 
 def _cross_entropy_idiom(z, labels):
@@ -459,7 +431,7 @@ def table(result: dict, *, markdown: bool = False) -> str:
         lines.append(cells)
     ops = dict.fromkeys(row["op"] for row in result["rows"])
     legend = [f"x numpy: over {PLAIN_NUMPY}, the NumPy a user writes for the op:"]
-    legend += [f"  {op}: {IDIOMS[op]}" for op in ops]
+    legend += [f"  {op}: {_catalog.OP[op].idiom}" for op in ops]
     return _render(header, lines, markdown) + "\n\n" + "\n".join(legend)
 
 

@@ -1,4 +1,4 @@
-"""The C backend: the kernels of the contract (gradkernels._backends.KERNELS), each a call into the
+"""The C backend: the kernels of the contract (declared in gradkernels._catalog), each a call into the
 cffi extension gradkernels._ckernels built from csrc/.
 
 The extension holds every kernel once per ISA variant of its build (csrc/build_cffi.py): AVX-512,
@@ -15,12 +15,13 @@ GIL for the duration of each C call.
 """
 
 import functools
+import importlib
 import os
 import types
 
 import numpy as np
 
-from . import reference
+from . import _catalog
 from ._ckernels import ffi, lib
 from ._threads import get_num_threads, parallel_scale
 from ._linear import backward_kernels, linear_forward
@@ -62,6 +63,7 @@ def _implements(name):
 
     def named(kernel):
         kernel.__name__ = kernel.__qualname__ = name
+        reference = importlib.import_module(f".reference.{_catalog.KERNEL[name].family}", __package__)
         kernel.__doc__ = getattr(reference, name).__doc__
         return kernel
 
@@ -140,13 +142,21 @@ def _mask(mask, n, *, output=False):
 # Kernel factories: each takes the C functions of one kernel in one variant (dtype -> function)
 
 
-def _map(name, fns, inputs, *, rows=False):
-    """Kernel `name` called as (out, x) or (out, a, b), arrays of n elements, then any float options
-    (leaky ReLU's slope, which C takes after n); with `rows`, of 2-D (rows, classes) arrays.
+def _mappable(kernel: _catalog.Kernel) -> bool:
+    """Whether `_map` makes the kernel: one output and one or two float inputs of its size."""
+    return (len(kernel.outputs) == 1 and kernel.layout in ("elementwise", "rows") and len(kernel.inputs) <= 2
+            and "mask" not in kernel.inputs)
+
+
+def _map(kernel: _catalog.Kernel, fns):
+    """A `_mappable` kernel called as (out, x) or (out, a, b), arrays of n elements, then any float
+    options (leaky ReLU's slope, which C takes after n); in the "rows" layout, of 2-D (rows, classes)
+    arrays.
 
     Each form checks its arrays inline, in the few operations a call on small arrays can afford (a
     helper call per array costs more than the C kernel there); when that fails, the full checks
     run and raise what is wrong."""
+    rows = kernel.layout == "rows"
     plans = {dt: (fn, _FLOAT_POINTERS[dt]) for dt, fn in fns.items()}
 
     def checked(out, first, *others):
@@ -189,7 +199,7 @@ def _map(name, fns, inputs, *, rows=False):
         _check(fn(out_ptr, a_ptr, b_ptr, *a.shape, _threads()))
 
     forms = {(1, False): unary, (2, False): binary, (1, True): unary_rows, (2, True): binary_rows}
-    return _implements(name)(forms[inputs, rows])
+    return _implements(kernel.name)(forms[len(kernel.inputs), kernel.layout == "rows"])
 
 
 def _relu_forward_mask(fns):
@@ -283,15 +293,8 @@ def kernels(variant: str) -> types.SimpleNamespace:
     def fns(name):
         return functions(name, variant)
 
-    k = types.SimpleNamespace()
-    for name in ("relu_forward", "sigmoid_forward", "tanh_forward", "leaky_relu_forward"):
-        setattr(k, name, _map(name, fns(name), 1))
-    for name in ("relu_backward", "sigmoid_backward", "tanh_backward", "leaky_relu_backward"):
-        setattr(k, name, _map(name, fns(name), 2))
-    for name in ("softmax_forward", "log_softmax_forward"):
-        setattr(k, name, _map(name, fns(name), 1, rows=True))
-    for name in ("softmax_backward", "log_softmax_backward"):
-        setattr(k, name, _map(name, fns(name), 2, rows=True))
+    k = types.SimpleNamespace(**{kernel.name: _map(kernel, fns(kernel.name))
+                                 for kernel in _catalog.KERNELS if _mappable(kernel)})
     k.relu_forward_mask = _relu_forward_mask(fns("relu_forward_mask"))
     k.relu_backward_mask = _relu_backward_mask(fns("relu_backward_mask"))
     k.softmax_cross_entropy = _softmax_cross_entropy(fns("softmax_cross_entropy"))
