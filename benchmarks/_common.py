@@ -44,7 +44,7 @@ class _OpBenchmark:
     def setup(self, op, backend, dtype, size):
         torch = _torch() if backend == "torch" else None
         case = _bench.cases(torch)[op](size)
-        inputs = case.make(np.random.default_rng(0), np.dtype(dtype), case.shape)
+        inputs = case.inputs(np.random.default_rng(0), np.dtype(dtype))
         if backend == "torch":
             if case.torch_call is None:
                 raise NotImplementedError("PyTorch is not installed, or has no such op")
@@ -62,7 +62,7 @@ class _OpBenchmark:
                     raise NotImplementedError(f"this CPU does not run the C backend's {variant} variant")
             bound = gk.backend(name, variant or None)
             self.call = lambda: case.call(bound, *inputs)
-        self.bytes = case.bytes_moved(inputs[0])
+        self.bytes = case.bytes_moved(inputs)
         self.call()  # compiles a Numba kernel, if any, outside the timings
 
     def time_op(self, op, backend, dtype, size):

@@ -28,7 +28,7 @@ class LinearCrossEntropyPaths:
         if not gk.backends()[backend]["available"]:
             raise NotImplementedError(gk.backends()[backend]["reason"])
         case = _bench.cases(None)["linear_cross_entropy"](size)
-        x, w, b, labels = case.make(np.random.default_rng(0), np.dtype(dtype), case.shape)
+        x, w, b, labels = case.inputs(np.random.default_rng(0), np.dtype(dtype))
         ops = gk.backend(backend)
 
         def unfused():

@@ -76,7 +76,7 @@ def test_size_classes_hold_the_shapes_the_bench_and_tune_measure():
         for op in _bench.OPS:
             for size in _bench.SIZES:
                 case = cases[op](size)
-                first = case.make(_ZerosRandom(), np.dtype(np.float32), case.shape)[0]
+                first = case.inputs(_ZerosRandom(), np.dtype(np.float32))[0]
                 assert _tuning.size_class(first.size) == size, (op, size, first.shape)
 
 

@@ -1,9 +1,13 @@
 """Every rule of the shared validation layer: bad input in, the documented error out, nothing touched."""
 
+import inspect
 import re
 
 import numpy as np
 import pytest
+
+from gradkernels import _catalog, _samples
+from gradkernels._ops import OPS
 
 f32, f64 = np.float32, np.float64
 
@@ -14,41 +18,32 @@ def a(shape=(3, 4), dtype=f64):
 
 LABELS = np.array([0, 1, 2])
 
-# op name -> (positional args builder by dtype, names of the float arguments in order)
-FLOAT_ARGS = {
-    "relu": (lambda d: (a(dtype=d),), ["x"]),
-    "relu_backward": (lambda d: (a(dtype=d), a(dtype=d)), ["dy", "y"]),
-    "relu_with_mask": (lambda d: (a(dtype=d),), ["x"]),
-    "leaky_relu": (lambda d: (a(dtype=d),), ["x"]),
-    "leaky_relu_backward": (lambda d: (a(dtype=d), a(dtype=d)), ["dy", "x"]),
-    "sigmoid": (lambda d: (a(dtype=d),), ["x"]),
-    "sigmoid_backward": (lambda d: (a(dtype=d), a(dtype=d)), ["dy", "y"]),
-    "tanh": (lambda d: (a(dtype=d),), ["x"]),
-    "tanh_backward": (lambda d: (a(dtype=d), a(dtype=d)), ["dy", "y"]),
-    "softmax": (lambda d: (a(dtype=d),), ["z"]),
-    "softmax_backward": (lambda d: (a(dtype=d), a(dtype=d)), ["dp", "p"]),
-    "log_softmax": (lambda d: (a(dtype=d),), ["z"]),
-    "log_softmax_backward": (lambda d: (a(dtype=d), a(dtype=d)), ["dlogp", "logp"]),
-    "sigmoid_binary_cross_entropy": (lambda d: (a(dtype=d), a(dtype=d)), ["logits", "targets"]),
-    "mse": (lambda d: (a(dtype=d), a(dtype=d)), ["pred", "target"]),
-    "linear": (lambda d: (a((3, 4), d), a((4, 2), d), a((2,), d)), ["x", "w", "b"]),
-    "linear_backward": (lambda d: (a((3, 2), d), a((3, 4), d), a((4, 2), d)), ["dy", "x", "w"]),
-    "softmax_cross_entropy": (lambda d: (a(dtype=d), a(dtype=d) / 4), ["logits", "labels"]),
-    "relu_backward_from_mask": (lambda d: (a(dtype=d), np.packbits(np.ones(12, bool), bitorder="little")), ["dy"]),
-    "linear_relu": (lambda d: (a((3, 4), d), a((4, 2), d), a((2,), d)), ["x", "w", "b"]),
-    "linear_relu_backward": (lambda d: (a((3, 2), d), a((3, 2), d), a((3, 4), d), a((4, 2), d)), ["da", "a", "x", "w"]),
-    "linear_cross_entropy": (lambda d: (a((3, 4), d), a((4, 2), d), a((2,), d), np.array([0, 1, 1])), ["x", "w", "b"]),
-}
+
+
+def _args(op, dtype):
+    """Valid positional arrays for `op`, made from its declaration; a cross-entropy's targets are
+    class probabilities (float, so that the dtype rules apply to them)."""
+    declared = _catalog.OP[op]
+    made = list(_samples.arguments(declared, _samples.small(declared), dtype, np.random.default_rng(0)))
+    for i, arg in enumerate(declared.arrays):
+        if arg.values == "targets":
+            made[i] = np.full(made[0].shape, 1 / made[0].shape[-1], dtype)
+    return made
+
+
+# op name -> the (position, name) of each argument the op takes as a float array only (or, for a
+# cross-entropy's targets, as float probabilities when not integer classes)
+FLOAT_ARGS = {op.name: [(i, arg.name) for i, arg in enumerate(op.arrays) if arg.is_float or arg.values == "targets"]
+              for op in _catalog.OPS}
 
 
 @pytest.mark.parametrize("bad", [np.int64, np.int32, np.float16, np.bool_, np.complex128], ids=lambda t: np.dtype(t).name)
 @pytest.mark.parametrize("op", FLOAT_ARGS)
 def test_non_float_data_raises_type_error_naming_the_argument(bk, op, bad):
-    build, names = FLOAT_ARGS[op]
-    for i, name in enumerate(names):
-        if op == "softmax_cross_entropy" and name == "labels" and np.dtype(bad).kind in "iu":
+    for i, name in FLOAT_ARGS[op]:
+        if _catalog.OP[op].arrays[i].values == "targets" and np.dtype(bad).kind in "iu":
             continue  # integer labels are class indices, not an error
-        args = list(build(f64))
+        args = _args(op, f64)
         args[i] = args[i].astype(bad)
         with pytest.raises(TypeError, match=rf"^{name} "):
             getattr(bk, op)(*args)
@@ -56,21 +51,22 @@ def test_non_float_data_raises_type_error_naming_the_argument(bk, op, bad):
 
 @pytest.mark.parametrize("op", FLOAT_ARGS)
 def test_mixed_float_dtypes_raise_type_error_naming_the_argument(bk, op):
-    build, names = FLOAT_ARGS[op]
-    for i, name in enumerate(names[1:], start=1):
-        args = list(build(f64))
+    (_, first), *others = FLOAT_ARGS[op]
+    for i, name in others:
+        args = _args(op, f64)
         args[i] = args[i].astype(f32)
-        with pytest.raises(TypeError, match=rf"^{name} is float32 but {names[0]} is float64: mixed float dtypes"):
+        with pytest.raises(TypeError, match=rf"^{name} is float32 but {first} is float64: mixed float dtypes"):
             getattr(bk, op)(*args)
 
 
-PAIRS = ["relu_backward", "leaky_relu_backward", "sigmoid_backward", "tanh_backward", "softmax_backward",
-         "log_softmax_backward", "sigmoid_binary_cross_entropy", "mse"]
+# The ops of two float arrays of one shape
+PAIRS = [op.name for op in _catalog.OPS
+         if len(op.arrays) == 2 and all(arg.is_float for arg in op.arrays) and op.arrays[0].shape == op.arrays[1].shape]
 
 
 @pytest.mark.parametrize("op", PAIRS)
 def test_shape_mismatch_names_both_shapes(bk, op):
-    first, second = FLOAT_ARGS[op][1]
+    first, second = (arg.name for arg in _catalog.OP[op].arrays)
     with pytest.raises(ValueError, match=re.escape(f"{second} has shape (3, 5) but {first} has shape (3, 4)")):
         getattr(bk, op)(a((3, 4)), a((3, 5)))
 
@@ -175,31 +171,15 @@ def test_mask_checks(bk):
         bk.relu_backward_from_mask(dy, np.zeros((1, 2), np.uint8))
 
 
-OUT_OPS = {
-    "relu": lambda bk, **kw: bk.relu(a(), **kw),
-    "relu_backward": lambda bk, **kw: bk.relu_backward(a(), a(), **kw),
-    "relu_with_mask": lambda bk, **kw: bk.relu_with_mask(a(), **kw),
-    "relu_backward_from_mask": lambda bk, **kw: bk.relu_backward_from_mask(a(), np.zeros(2, np.uint8), **kw),
-    "leaky_relu": lambda bk, **kw: bk.leaky_relu(a(), **kw),
-    "leaky_relu_backward": lambda bk, **kw: bk.leaky_relu_backward(a(), a(), **kw),
-    "sigmoid": lambda bk, **kw: bk.sigmoid(a(), **kw),
-    "sigmoid_backward": lambda bk, **kw: bk.sigmoid_backward(a(), a(), **kw),
-    "tanh": lambda bk, **kw: bk.tanh(a(), **kw),
-    "tanh_backward": lambda bk, **kw: bk.tanh_backward(a(), a(), **kw),
-    "softmax": lambda bk, **kw: bk.softmax(a(), **kw),
-    "softmax_backward": lambda bk, **kw: bk.softmax_backward(a(), a(), **kw),
-    "log_softmax": lambda bk, **kw: bk.log_softmax(a(), **kw),
-    "log_softmax_backward": lambda bk, **kw: bk.log_softmax_backward(a(), a(), **kw),
-    "softmax_cross_entropy": lambda bk, **kw: bk.softmax_cross_entropy(a(), LABELS, **kw),
-    "sigmoid_binary_cross_entropy": lambda bk, **kw: bk.sigmoid_binary_cross_entropy(a(), a(), **kw),
-    "mse": lambda bk, **kw: bk.mse(a(), a(), **kw),
-    "linear": lambda bk, **kw: bk.linear(a((3, 2)), a((2, 4)), **kw),
-}
+# The ops that take out= (`_args` makes their results (3, 4))
+OUT_OPS = [name for name, impl in OPS.items() if "out" in inspect.signature(impl).parameters]
 
 
 @pytest.mark.parametrize("op", OUT_OPS)
 def test_bad_out(bk, op):
-    call = OUT_OPS[op]
+    def call(bk, **kwargs):
+        return getattr(bk, op)(*_args(op, f64), **kwargs)
+
     with pytest.raises(ValueError, match=re.escape("out has shape (4, 3) but the result has shape (3, 4)")):
         call(bk, out=a((4, 3)))
     with pytest.raises(ValueError, match="out has dtype float32 but the result has dtype float64"):
@@ -214,7 +194,7 @@ def test_bad_out(bk, op):
 
 @pytest.mark.parametrize("op", FLOAT_ARGS)
 def test_read_only_inputs_are_fine(bk, op):
-    args = FLOAT_ARGS[op][0](f64)
+    args = _args(op, f64)
     expected = getattr(bk, op)(*[np.copy(arg) for arg in args])
     for arg in args:
         arg.flags.writeable = False

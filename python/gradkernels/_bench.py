@@ -19,13 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import _backends, _catalog, _steps, _threads
+from . import _backends, _catalog, _samples, _steps, _threads
 from ._dispatch import backend as bind
 from ._dispatch import public_ops
 
-# "tiny" is the seed networks' size (3 -> 10 -> 6 -> 3 at batch 32), where a call's fixed cost is
-# all there is to time.
-SIZES = ("tiny", "small", "medium", "large")
+SIZES = _catalog.SIZE_CLASSES
 # The entrant that runs each op's idiom (the plain NumPy its declaration names): what "x numpy" divides by.
 PLAIN_NUMPY = "plain numpy"
 COPY_BYTES = 64 << 20
@@ -33,27 +31,33 @@ COPY_BYTES = 64 << 20
 
 @dataclasses.dataclass(frozen=True)
 class Case:
+    """An op at one size: its inputs (made from the op's declaration) and the calls timed on them."""
+
     op: str
-    shape: tuple[int, ...]
-    make: Callable  # (rng, dtype, shape) -> the inputs
-    call: Callable  # (backend's ops, *inputs) -> the result
-    torch_call: Callable | None  # (*inputs) -> the same through PyTorch, if it has the op
+    dims: dict  # the size of each dimension the op's declaration names
+    torch_call: Callable | None  # (*inputs) -> the op's result through PyTorch, if it has the op
     idiom: Callable  # (*inputs) -> the same in the plain NumPy a user would write for it (as the op declares it)
-    # How many arrays of the first input's size the op must read or write at the least: its bytes
-    # over its time is its bandwidth (None: not memory-bound, e.g. the GEMMs).
-    arrays_moved: int | None
 
-    def bytes_moved(self, first: np.ndarray) -> int | None:
-        return None if self.arrays_moved is None else self.arrays_moved * first.nbytes
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return _samples.flat_dims(self.dims)
 
+    def inputs(self, rng, dtype) -> tuple:
+        return _samples.arguments(_catalog.OP[self.op], self.dims, dtype, rng)
 
-ELEMENTWISE_SHAPES = {"tiny": (32, 10), "small": (256, 256), "medium": (1024, 1024), "large": (4096, 4096)}
+    def call(self, ops, *inputs):
+        """The op through `ops` (a backend's ops, or the module's)."""
+        return getattr(ops, self.op)(*inputs)
 
-
-def _row_shapes(op):
-    if op == "softmax_cross_entropy":
-        return {"tiny": (32, 3), "small": (4096, 10), "medium": (4096, 1000), "large": (2048, 32000)}
-    return {"tiny": (32, 10), "small": (256, 100), "medium": (4096, 1000), "large": (2048, 32000)}
+    def bytes_moved(self, inputs) -> int | None:
+        """The bytes the op must read and write at the least: its float arrays of the first input's
+        shape and the result of that shape (None for the linear layers, which the GEMMs bound)."""
+        declared = _catalog.OP[self.op]
+        if declared.family == "linear":
+            return None
+        first = inputs[0]
+        read = sum(arg.is_float and a.shape == first.shape for arg, a in zip(declared.arrays, inputs))
+        return (read + 1) * first.nbytes
 
 
 def _torch_loss(torch, name, z, target):
@@ -108,185 +112,83 @@ def _classifier_idiom(x, w, b, labels):
     return loss, g @ w.T, x.T @ g, g.sum(axis=0)
 
 
-def cases(torch) -> dict[str, Callable[[str], Case]]:
-    """op -> size name -> its Case."""
-    t = None if torch is None else torch.from_numpy
-    aten = None if torch is None else torch.ops.aten
+# Each op's idiom (its declaration's text) as code, on the op's inputs.
+IDIOMS = {
+    "relu": lambda x: np.maximum(x, 0),
+    "relu_backward": lambda dy, y: dy * (y > 0),
+    "relu_with_mask": lambda x: (np.maximum(x, 0), np.packbits(x > 0, bitorder="little")),
+    "relu_backward_from_mask": lambda dy, m: dy * np.unpackbits(m, count=dy.size, bitorder="little").reshape(dy.shape),
+    "leaky_relu": lambda x: np.maximum(x, 0.01 * x),
+    "leaky_relu_backward": lambda dy, x: np.where(x > 0, dy, 0.01 * dy),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "sigmoid_backward": lambda dy, y: dy * y * (1 - y),
+    "tanh": np.tanh,
+    "tanh_backward": lambda dy, y: dy * (1 - y * y),
+    "softmax": _softmax_idiom,
+    "softmax_backward": lambda dp, p: p * (dp - (dp * p).sum(axis=-1, keepdims=True)),
+    "log_softmax": _log_softmax_idiom,
+    "log_softmax_backward": lambda dl, lp: dl - np.exp(lp) * dl.sum(axis=-1, keepdims=True),
+    "softmax_cross_entropy": _cross_entropy_idiom,
+    "sigmoid_binary_cross_entropy": _sigmoid_bce_idiom,
+    "mse": _mse_idiom,
+    "linear": lambda x, w, b: x @ w + b,
+    "linear_relu": lambda x, w, b: np.maximum(x @ w + b, 0),
+    "linear_backward": lambda dy, x, w: (dy @ w.T, x.T @ dy, dy.sum(axis=0)),
+    "linear_relu_backward": _relu_layer_backward_idiom,
+    "linear_cross_entropy": _classifier_idiom,
+}
 
-    def elementwise(op, inputs, call, torch_call, idiom, arrays_moved):
-        def case(size):
-            return Case(op, ELEMENTWISE_SHAPES[size], inputs, call, torch_call, idiom, arrays_moved)
 
-        return case
+def torch_calls(torch) -> dict[str, Callable | None]:
+    """Each op's PyTorch peer on the op's inputs (None where PyTorch has none, or is not installed)."""
+    if torch is None:
+        return dict.fromkeys(_catalog.OP_NAMES)
+    t, aten, F = torch.from_numpy, torch.ops.aten, torch.nn.functional
 
-    def normal(rng, dtype, shape, scale=3.0):
-        return (scale * rng.standard_normal(shape)).astype(dtype)
-
-    x1 = lambda rng, dt, s: (normal(rng, dt, s),)
-    x2 = lambda rng, dt, s: (normal(rng, dt, s), normal(rng, dt, s))
-
-    def relu_inputs(rng, dt, s):
-        dy, x = x2(rng, dt, s)
-        return dy, np.maximum(x, 0)
-
-    def mask_inputs(rng, dt, s):
-        dy, x = x2(rng, dt, s)
-        return dy, np.packbits(x.ravel() > 0, bitorder="little")
-
-    def sigmoid_inputs(rng, dt, s):
-        dy, x = x2(rng, dt, s)
-        return dy, 1 / (1 + np.exp(-x))
-
-    def tanh_inputs(rng, dt, s):
-        dy, x = x2(rng, dt, s)
-        return dy, np.tanh(x)
-
-    def bce_inputs(rng, dt, s):
-        return normal(rng, dt, s), rng.uniform(size=s).astype(dt)
-
-    ew = {
-        "relu": elementwise("relu", x1, lambda b, x: b.relu(x), t and (lambda x: torch.relu(t(x))),
-                             lambda x: np.maximum(x, 0), 2),
-        "relu_backward": elementwise("relu_backward", relu_inputs, lambda b, dy, y: b.relu_backward(dy, y),
-                                     t and (lambda dy, y: aten.threshold_backward(t(dy), t(y), 0)),
-                                     lambda dy, y: dy * (y > 0), 3),
-        "relu_with_mask": elementwise("relu_with_mask", x1, lambda b, x: b.relu_with_mask(x), None,
-                                      lambda x: (np.maximum(x, 0), np.packbits(x > 0, bitorder="little")), 2),
-        "relu_backward_from_mask": elementwise("relu_backward_from_mask", mask_inputs,
-                                               lambda b, dy, m: b.relu_backward_from_mask(dy, m), None,
-                                               lambda dy, m: dy * np.unpackbits(m, count=dy.size, bitorder="little")
-                                               .reshape(dy.shape), 2),
-        "leaky_relu": elementwise("leaky_relu", x1, lambda b, x: b.leaky_relu(x),
-                                  t and (lambda x: torch.nn.functional.leaky_relu(t(x))),
-                                  lambda x: np.maximum(x, 0.01 * x), 2),
-        "leaky_relu_backward": elementwise(
-            "leaky_relu_backward", x2, lambda b, dy, x: b.leaky_relu_backward(dy, x),
-            t and (lambda dy, x: aten.leaky_relu_backward(t(dy), t(x), 0.01, False)),
-            lambda dy, x: np.where(x > 0, dy, 0.01 * dy), 3),
-        "sigmoid": elementwise("sigmoid", x1, lambda b, x: b.sigmoid(x), t and (lambda x: torch.sigmoid(t(x))),
-                               lambda x: 1 / (1 + np.exp(-x)), 2),
-        "sigmoid_backward": elementwise("sigmoid_backward", sigmoid_inputs,
-                                        lambda b, dy, y: b.sigmoid_backward(dy, y),
-                                        t and (lambda dy, y: aten.sigmoid_backward(t(dy), t(y))),
-                                        lambda dy, y: dy * y * (1 - y), 3),
-        "tanh": elementwise("tanh", x1, lambda b, x: b.tanh(x), t and (lambda x: torch.tanh(t(x))), np.tanh, 2),
-        "tanh_backward": elementwise("tanh_backward", tanh_inputs, lambda b, dy, y: b.tanh_backward(dy, y),
-                                     t and (lambda dy, y: aten.tanh_backward(t(dy), t(y))),
-                                     lambda dy, y: dy * (1 - y * y), 3),
-        "sigmoid_binary_cross_entropy": elementwise(
-            "sigmoid_binary_cross_entropy", bce_inputs, lambda b, z, y: b.sigmoid_binary_cross_entropy(z, y),
-            t and (lambda z, y: _torch_loss(torch, "binary_cross_entropy_with_logits", z, y)), _sigmoid_bce_idiom, 3),
-        "mse": elementwise("mse", x2, lambda b, p, y: b.mse(p, y),
-                           t and (lambda p, y: _torch_loss(torch, "mse_loss", p, y)), _mse_idiom, 3),
-    }
-
-    def rows(op, inputs, call, torch_call, idiom, arrays_moved):
-        def case(size):
-            return Case(op, _row_shapes(op)[size], inputs, call, torch_call, idiom, arrays_moved)
-
-        return case
-
-    def probabilities(rng, dt, s):
-        z = normal(rng, dt, s, 1.0)
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return normal(rng, dt, s, 1.0), e / e.sum(axis=-1, keepdims=True)
-
-    def log_probabilities(rng, dt, s):
-        dp, p = probabilities(rng, dt, s)
-        return dp, np.log(p)
-
-    def labelled(rng, dt, s):
-        return normal(rng, dt, s, 1.0), rng.integers(0, s[-1], s[0])
-
-    row = {
-        "softmax": rows("softmax", x1, lambda b, z: b.softmax(z), t and (lambda z: torch.softmax(t(z), -1)),
-                        _softmax_idiom, 2),
-        "softmax_backward": rows(
-            "softmax_backward", probabilities, lambda b, dp, p: b.softmax_backward(dp, p),
-            t and (lambda dp, p: aten._softmax_backward_data(t(dp), t(p), -1, t(p).dtype)),
-            lambda dp, p: p * (dp - (dp * p).sum(axis=-1, keepdims=True)), 3),
-        "log_softmax": rows("log_softmax", x1, lambda b, z: b.log_softmax(z),
-                            t and (lambda z: torch.log_softmax(t(z), -1)), _log_softmax_idiom, 2),
-        "log_softmax_backward": rows(
-            "log_softmax_backward", log_probabilities, lambda b, dl, lp: b.log_softmax_backward(dl, lp),
-            t and (lambda dl, lp: aten._log_softmax_backward_data(t(dl), t(lp), -1, t(lp).dtype)),
-            lambda dl, lp: dl - np.exp(lp) * dl.sum(axis=-1, keepdims=True), 3),
-        "softmax_cross_entropy": rows(
-            "softmax_cross_entropy", labelled, lambda b, z, y: b.softmax_cross_entropy(z, y),
-            t and (lambda z, y: _torch_loss(torch, "cross_entropy", z, y)), _cross_entropy_idiom, 2),
-    }
-
-    linear_shapes = {"tiny": (32, 10, 6), "small": (64, 64, 64), "medium": (512, 512, 512),
-                     "large": (4096, 1024, 1024)}
-
-    def layer(rng, dt, s):
-        """(dy, x, w) of a layer with x (N, D), w (D, H)."""
-        n, d, h = s
-        return normal(rng, dt, (n, h), 1.0), normal(rng, dt, (n, d), 1.0), normal(rng, dt, (d, h), 1.0)
-
-    def layer_forward(rng, dt, s):
-        """(x, w, b)."""
-        dy, x, w = layer(rng, dt, s)
-        return x, w, dy[0]
-
-    def linear(size):
-        return Case("linear", linear_shapes[size], layer_forward, lambda b, x, w, bias: b.linear(x, w, bias),
-                    t and (lambda x, w, bias: torch.addmm(t(bias), t(x), t(w))), lambda x, w, bias: x @ w + bias, None)
-
-    def linear_backward(size):
-        return Case("linear_backward", linear_shapes[size], layer,
-                    lambda b, dy, x, w: b.linear_backward(dy, x, w),
-                    t and (lambda dy, x, w: (t(dy) @ t(w).T, t(x).T @ t(dy), t(dy).sum(0))),
-                    lambda dy, x, w: (dy @ w.T, x.T @ dy, dy.sum(axis=0)), None)
-
-    def linear_relu(size):
-        return Case("linear_relu", linear_shapes[size], layer_forward,
-                    lambda b, x, w, bias: b.linear_relu(x, w, bias),
-                    t and (lambda x, w, bias: torch.relu(torch.addmm(t(bias), t(x), t(w)))),
-                    lambda x, w, bias: np.maximum(x @ w + bias, 0), None)
-
-    def relu_layer(rng, dt, s):
-        """(da, a, x, w) of a = relu(x w + b)."""
-        da, x, w = layer(rng, dt, s)
-        return da, np.maximum(x @ w + da[0], 0), x, w
-
-    def torch_relu_layer_backward(da, a, x, w):
+    def relu_layer_backward(da, a, x, w):
         dz = aten.threshold_backward(t(da), t(a), 0)
         return dz @ t(w).T, t(x).T @ dz, dz.sum(0)
 
-    def linear_relu_backward(size):
-        return Case("linear_relu_backward", linear_shapes[size], relu_layer,
-                    lambda b, da, a, x, w: b.linear_relu_backward(da, a, x, w), t and torch_relu_layer_backward,
-                    _relu_layer_backward_idiom, None)
-
-    # (N, D, classes). "target" is not a bench size (a call takes ~10 s): it is the shape of the
-    # README's fused-against-unfused table, which asv's LinearCrossEntropyPaths measures with
-    # GRADKERNELS_BENCH_SIZES=target.
-    classifier_shapes = {"tiny": (32, 6, 3), "small": (512, 64, 10), "medium": (2048, 256, 1000), "large": (4096, 1024, 8000),
-                         "target": (8192, 1024, 32000)}
-
-    def classifier(rng, dt, s):
-        """(x, w, b, labels) of a linear layer into softmax-CE."""
-        n, d, c = s
-        return (normal(rng, dt, (n, d), 1.0), normal(rng, dt, (d, c), d ** -0.5), normal(rng, dt, c, 1.0),
-                rng.integers(0, c, n))
-
-    def torch_classifier(x, w, bias, labels):
+    def classifier(x, w, bias, labels):
         params = [t(a).requires_grad_() for a in (x, w, bias)]
-        loss = torch.nn.functional.cross_entropy(torch.addmm(params[2], params[0], params[1]), t(labels))
+        loss = F.cross_entropy(torch.addmm(params[2], params[0], params[1]), t(labels))
         loss.backward()
         return (loss, *(p.grad for p in params))
 
-    def linear_cross_entropy(size):
-        return Case("linear_cross_entropy", classifier_shapes[size], classifier,
-                    lambda b, x, w, bias, labels: b.linear_cross_entropy(x, w, bias, labels),
-                    t and torch_classifier, _classifier_idiom, None)
+    return {
+        "relu": lambda x: torch.relu(t(x)),
+        "relu_backward": lambda dy, y: aten.threshold_backward(t(dy), t(y), 0),
+        "relu_with_mask": None,
+        "relu_backward_from_mask": None,
+        "leaky_relu": lambda x: F.leaky_relu(t(x)),
+        "leaky_relu_backward": lambda dy, x: aten.leaky_relu_backward(t(dy), t(x), 0.01, False),
+        "sigmoid": lambda x: torch.sigmoid(t(x)),
+        "sigmoid_backward": lambda dy, y: aten.sigmoid_backward(t(dy), t(y)),
+        "tanh": lambda x: torch.tanh(t(x)),
+        "tanh_backward": lambda dy, y: aten.tanh_backward(t(dy), t(y)),
+        "softmax": lambda z: torch.softmax(t(z), -1),
+        "softmax_backward": lambda dp, p: aten._softmax_backward_data(t(dp), t(p), -1, t(p).dtype),
+        "log_softmax": lambda z: torch.log_softmax(t(z), -1),
+        "log_softmax_backward": lambda dl, lp: aten._log_softmax_backward_data(t(dl), t(lp), -1, t(lp).dtype),
+        "softmax_cross_entropy": lambda z, y: _torch_loss(torch, "cross_entropy", z, y),
+        "sigmoid_binary_cross_entropy": lambda z, y: _torch_loss(torch, "binary_cross_entropy_with_logits", z, y),
+        "mse": lambda p, y: _torch_loss(torch, "mse_loss", p, y),
+        "linear": lambda x, w, bias: torch.addmm(t(bias), t(x), t(w)),
+        "linear_relu": lambda x, w, bias: torch.relu(torch.addmm(t(bias), t(x), t(w))),
+        "linear_backward": lambda dy, x, w: (t(dy) @ t(w).T, t(x).T @ t(dy), t(dy).sum(0)),
+        "linear_relu_backward": relu_layer_backward,
+        "linear_cross_entropy": classifier,
+    }
 
-    return {**ew, **row, "linear": linear, "linear_backward": linear_backward, "linear_relu": linear_relu,
-            "linear_relu_backward": linear_relu_backward, "linear_cross_entropy": linear_cross_entropy}
+
+def cases(torch) -> dict[str, Callable[[str], Case]]:
+    """op -> size name -> its Case."""
+    peers = torch_calls(torch)
+    return {op.name: (lambda size, op=op: Case(op.name, op.sizes[size], peers[op.name], IDIOMS[op.name]))
+            for op in _catalog.OPS}
 
 
-OPS = tuple(cases(None))
+OPS = _catalog.OP_NAMES
 
 
 # A timed sample is at least this long: calls faster than that are timed in loops of several, so
@@ -379,14 +281,14 @@ def run(ops, sizes, dtypes, backends, *, repeat: int, warmup: int, with_torch: b
     for k, (op, size, dtype) in enumerate(plan):
         progress(k, len(plan), f"{op} {size} {dtype}")
         case = all_cases[op](size)
-        inputs = case.make(np.random.default_rng(seed), np.dtype(dtype), case.shape)
+        inputs = case.inputs(np.random.default_rng(seed), dtype)
         entrants = {name: (lambda b=b: case.call(b, *inputs)) for name, b in bound.items()}
         entrants[PLAIN_NUMPY] = lambda: case.idiom(*inputs)
         if torch is not None and case.torch_call is not None:
             entrants["torch"] = lambda: case.torch_call(*inputs)
         with _backends.use_backend("auto"):  # what the module-level ops (the "auto" entrant) follow
             medians = _round_robin(entrants, repeat, warmup)
-        nbytes = case.bytes_moved(inputs[0])
+        nbytes = case.bytes_moved(inputs)
         rows.append({"op": op, "size": size, "shape": list(case.shape), "dtype": dtype, "seconds": medians,
                      "bytes": nbytes})
     progress(len(plan), len(plan), "done")

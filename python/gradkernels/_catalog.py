@@ -109,6 +109,25 @@ class Arg:
         return self.values not in ("mask", "labels", "targets")
 
 
+# The sizes the benchmarks and `tune` measure an op at, per size class (the classes of
+# `_tuning`): the size of each dimension its arguments name. "tiny" is the seed networks' size
+# (3 -> 10 -> 6 -> 3 at batch 32), where a call's fixed cost is all there is to time.
+SIZE_CLASSES = ("tiny", "small", "medium", "large")
+ELEMENTWISE_SIZES = {"tiny": {"...": (32, 10)}, "small": {"...": (256, 256)}, "medium": {"...": (1024, 1024)},
+                     "large": {"...": (4096, 4096)}}
+ROW_SIZES = {"tiny": {"...": (32,), "C": 10}, "small": {"...": (256,), "C": 100},
+             "medium": {"...": (4096,), "C": 1000}, "large": {"...": (2048,), "C": 32000}}
+CLASS_SIZES = {"tiny": {"...": (32,), "C": 3}, "small": {"...": (4096,), "C": 10},
+               "medium": {"...": (4096,), "C": 1000}, "large": {"...": (2048,), "C": 32000}}
+LAYER_SIZES = {"tiny": {"N": 32, "D": 10, "H": 6}, "small": {"N": 64, "D": 64, "H": 64},
+               "medium": {"N": 512, "D": 512, "H": 512}, "large": {"N": 4096, "D": 1024, "H": 1024}}
+# "target" is no size class (a call takes ~10 s): the shape of the README's fused-against-unfused
+# table, which asv's LinearCrossEntropyPaths measures with GRADKERNELS_BENCH_SIZES=target.
+CLASSIFIER_SIZES = {"tiny": {"N": 32, "D": 6, "C": 3}, "small": {"N": 512, "D": 64, "C": 10},
+                    "medium": {"N": 2048, "D": 256, "C": 1000}, "large": {"N": 4096, "D": 1024, "C": 8000},
+                    "target": {"N": 8192, "D": 1024, "C": 32000}}
+
+
 @dataclasses.dataclass(frozen=True)
 class Op:
     name: str
@@ -116,6 +135,7 @@ class Op:
     kernels: tuple[str, ...]
     arrays: tuple[Arg, ...]
     idiom: str  # the plain NumPy a user would write for it, as it reads
+    sizes: dict  # size class -> the size of each dimension the arrays name
 
 
 _ANY = ("...",)
@@ -123,11 +143,12 @@ _ROWS = ("...", "C")
 
 
 def _elementwise(name, kernels, idiom, *arrays):
-    return Op(name, "activations", kernels, tuple(Arg(a, values, _ANY) for a, values in arrays), idiom)
+    return Op(name, "activations", kernels, tuple(Arg(a, values, _ANY) for a, values in arrays), idiom,
+              ELEMENTWISE_SIZES)
 
 
 def _rowwise(name, kernels, idiom, *arrays):
-    return Op(name, "softmax", kernels, tuple(Arg(a, values, _ROWS) for a, values in arrays), idiom)
+    return Op(name, "softmax", kernels, tuple(Arg(a, values, _ROWS) for a, values in arrays), idiom, ROW_SIZES)
 
 
 OPS: tuple[Op, ...] = (
@@ -135,7 +156,7 @@ OPS: tuple[Op, ...] = (
     _elementwise("relu_backward", ("relu_backward",), "dy * (y > 0)", ("dy", "any"), ("y", "relu_output")),
     _elementwise("relu_with_mask", ("relu_forward_mask",), "np.maximum(x, 0), np.packbits(x > 0)", ("x", "any")),
     Op("relu_backward_from_mask", "activations", ("relu_backward_mask",),
-       (Arg("dy", "any", _ANY), Arg("mask", "mask", ("bits",))), "dy * np.unpackbits(mask)"),
+       (Arg("dy", "any", _ANY), Arg("mask", "mask", ("bits",))), "dy * np.unpackbits(mask)", ELEMENTWISE_SIZES),
     _elementwise("leaky_relu", ("leaky_relu_forward",), "np.maximum(x, 0.01 * x)", ("x", "any")),
     _elementwise("leaky_relu_backward", ("leaky_relu_backward",), "np.where(x > 0, dy, 0.01 * dy)",
                  ("dy", "any"), ("x", "any")),
@@ -151,29 +172,29 @@ OPS: tuple[Op, ...] = (
              ("dlogp", "summed"), ("logp", "log_probability")),
     Op("softmax_cross_entropy", "losses", ("softmax_cross_entropy", "softmax_cross_entropy_soft"),
        (Arg("logits", "any", _ROWS), Arg("labels", "targets", _ANY)),
-       "max-shifted softmax, mean(log sum - z[label]), (p - onehot) / N"),
+       "max-shifted softmax, mean(log sum - z[label]), (p - onehot) / N", CLASS_SIZES),
     Op("sigmoid_binary_cross_entropy", "losses", ("sigmoid_binary_cross_entropy",),
        (Arg("logits", "any", _ANY), Arg("targets", "probability", _ANY)),
-       "mean(max(z, 0) - z t + log1p(exp(-|z|))), (1 / (1 + exp(-z)) - t) / n"),
+       "mean(max(z, 0) - z t + log1p(exp(-|z|))), (1 / (1 + exp(-z)) - t) / n", ELEMENTWISE_SIZES),
     Op("mse", "losses", ("mse",), (Arg("pred", "any", _ANY), Arg("target", "any", _ANY)),
-       "d = p - y: mean(d * d), 2 d / n"),
+       "d = p - y: mean(d * d), 2 d / n", ELEMENTWISE_SIZES),
     Op("linear", "linear", ("linear_forward",),
        (Arg("x", "summed", ("N", "D")), Arg("w", "summed", ("D", "H")), Arg("b", "summed", ("H",), optional=True)),
-       "x @ w + b"),
+       "x @ w + b", LAYER_SIZES),
     Op("linear_relu", "linear", ("linear_relu_forward",),
        (Arg("x", "summed", ("N", "D")), Arg("w", "summed", ("D", "H")), Arg("b", "summed", ("H",), optional=True)),
-       "np.maximum(x @ w + b, 0)"),
+       "np.maximum(x @ w + b, 0)", LAYER_SIZES),
     Op("linear_backward", "linear", ("linear_backward",),
        (Arg("dy", "summed", ("N", "H")), Arg("x", "summed", ("N", "D")), Arg("w", "summed", ("D", "H"))),
-       "dy @ w.T, x.T @ dy, dy.sum(0)"),
+       "dy @ w.T, x.T @ dy, dy.sum(0)", LAYER_SIZES),
     Op("linear_relu_backward", "linear", ("linear_relu_backward",),
        (Arg("da", "summed", ("N", "H")), Arg("a", "relu_output", ("N", "H")), Arg("x", "summed", ("N", "D")),
         Arg("w", "summed", ("D", "H"))),
-       "dz = da * (a > 0): dz @ w.T, x.T @ dz, dz.sum(0)"),
+       "dz = da * (a > 0): dz @ w.T, x.T @ dz, dz.sum(0)", LAYER_SIZES),
     Op("linear_cross_entropy", "linear", ("linear_cross_entropy",),
        (Arg("x", "summed", ("N", "D")), Arg("w", "summed", ("D", "C")), Arg("b", "summed", ("C",), optional=True),
         Arg("labels", "labels", ("N",))),
-       "z = x @ w + b, softmax_cross_entropy's idiom, g @ w.T, x.T @ g, g.sum(0)"),
+       "z = x @ w + b, softmax_cross_entropy's idiom, g @ w.T, x.T @ g, g.sum(0)", CLASSIFIER_SIZES),
 )
 OP_NAMES = tuple(o.name for o in OPS)
 OP = {o.name: o for o in OPS}
