@@ -209,3 +209,22 @@ def test_a_bad_call_writes_nothing(bk):
     with pytest.raises(ValueError):
         bk.softmax_cross_entropy(a(), np.array([0, 9, 1]), out=out)
     assert np.all(out == 7.0)
+
+
+@pytest.mark.parametrize("rows", [5, 3000], ids=["one bincount", "a min and a max"])
+def test_the_label_check_answers_alike_below_and_above_its_bincount_bound(rows):
+    from gradkernels import _validate
+
+    labels = np.zeros(rows, np.int64)
+    labels[1:4] = [1, 2, 3]
+    assert _validate.labels_in_range(labels, 4, -100) is False  # no label can be the ignored one
+    assert _validate.labels_in_range(labels, 4, 2) is True  # some label is
+    assert _validate.labels_in_range(labels.astype(np.uint64), 4, 5) is False
+    labels[2] = -100
+    assert _validate.labels_in_range(labels, 4, -100) is True
+    for bad in (4, -1):
+        labels[-1] = bad
+        with pytest.raises(ValueError, match=re.escape(f"labels[{rows - 1}] = {bad} is outside [0, 4)")):
+            _validate.labels_in_range(labels, 4, -100)
+    labels[2], labels[-1] = 2, 4  # a label beyond the classes that is ignore_index is fine
+    assert _validate.labels_in_range(labels, 4, 4) is True

@@ -385,7 +385,7 @@ def softmax_cross_entropy(
         v.out_array(out, logits.shape, logits.dtype)
 
     row_shape = logits.shape[:-1]
-    rows = math.prod(row_shape)
+    rows = logits.size // classes
     targets = np.asarray(labels)
     if targets.dtype.kind == "f":
         targets = v.float_array("labels", targets, like=("logits", logits))
@@ -407,7 +407,8 @@ def softmax_cross_entropy(
     # out may be the logits' memory, not the targets': the kernel reads them after writing a row
     grad, total = _rowwise(kernel, out, inputs, extra_outputs=(losses,),
                            args=args + (_grad_scale(reduction, denominator),), in_place=(0,))
-    return _reduced(losses.reshape(row_shape), total or 0.0, reduction, denominator, logits.dtype), grad
+    losses = losses if logits.ndim == 2 else losses.reshape(row_shape)
+    return _reduced(losses, total or 0.0, reduction, denominator, logits.dtype), grad
 
 
 def _elementwise_loss(kernel, first_name, first, second_name, second, reduction, out, denominator):
