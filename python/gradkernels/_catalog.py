@@ -91,12 +91,11 @@ KERNEL = {k.name: k for k in KERNELS}
 class Arg:
     """An array argument of an op: its name, the values a caller passes in it, and its shape.
 
-    Values: "any" (any float), "summed" (operands of long sums: tests keep them exactly summable),
-    "probability" (in [0, 1]: a sigmoid's or softmax's output, a target), "tanh" (a tanh's
-    output), "log_probability" (a log_softmax's output), "relu_output" (a ReLU's output), "mask"
-    (the packed bits of relu_with_mask),
-    "labels" (integer classes in [0, C)), "targets" (labels, or class probabilities of the logits'
-    shape). An optional argument may be None."""
+    Values: "any" (any float), "summed" (operands of long sums: tests keep them exactly
+    summable), "probability" (in [0, 1]: a sigmoid's or softmax's output, a target), "tanh" (a
+    tanh's output), "log_probability" (a log_softmax's output), "relu_output" (a ReLU's output),
+    "mask" (the packed bits of relu_with_mask), "labels" (integer classes in [0, C)), "targets"
+    (labels, or class probabilities of the logits' shape). An optional argument may be None."""
 
     name: str
     values: str
