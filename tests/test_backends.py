@@ -184,7 +184,6 @@ def test_results_are_bit_identical_across_calls(bk, rng):
 # The API layer keeps the kernel contract that every backend relies on.
 
 
-
 def _spy(calls):
     def wrap(name, kernel):
         def checked(*args):

@@ -154,7 +154,7 @@ def _declared(op):
         dims = {"...": draw(hnp.array_shapes(min_dims=0, max_dims=2 if "C" in names else 3, min_side=0, max_side=5))}
         dims.update((name, draw(st.integers(0, 5))) for name in sorted(names - {"..."}))
         arrays = [(None, None) if arg.optional and draw(st.booleans())
-                  else draw(_arrays(dtype, _samples.shape(arg, dims), arg.values)) for arg in op.arrays]
+                  else draw(_arrays(dtype, _samples.shape_of(arg, dims), arg.values)) for arg in op.arrays]
         return arrays, {name: _OPTIONS[name](draw) for name in options}
 
     return case

@@ -220,9 +220,10 @@ def test_the_label_check_answers_alike_below_and_above_its_bincount_bound(rows):
     assert _validate.labels_in_range(labels, 4, -100) is False  # no label can be the ignored one
     assert _validate.labels_in_range(labels, 4, 2) is True  # some label is
     assert _validate.labels_in_range(labels.astype(np.uint64), 4, 5) is False
+    assert _validate.labels_in_range(labels.astype(np.uint8), 1000, -100) is False  # 1000 > uint8's range
     labels[2] = -100
     assert _validate.labels_in_range(labels, 4, -100) is True
-    for bad in (4, -1):
+    for bad in (4, -1, 2**62):  # the last would ask a histogram of every value for 32 EiB
         labels[-1] = bad
         with pytest.raises(ValueError, match=re.escape(f"labels[{rows - 1}] = {bad} is outside [0, 4)")):
             _validate.labels_in_range(labels, 4, -100)

@@ -1,8 +1,8 @@
 """Backend registry and selection.
 
-A backend is a set of kernels with the names in KERNELS, declared in `_catalog`. Every kernel takes its outputs first,
-then its inputs, then scalars; the API layer has validated every argument and laid the arrays
-out as the kernel expects before calling it (see `gradkernels._ops`):
+A backend is a set of kernels with the names in KERNELS, which `_catalog` declares. Every kernel
+takes its outputs first, then its inputs, then scalars; the API layer has validated every
+argument and laid the arrays out as the kernel expects before calling it (see `gradkernels._ops`):
 
 - elementwise kernels get 1-D contiguous arrays of equal length,
 - row kernels (softmax family, cross-entropy) get 2-D C-contiguous (rows, classes) arrays,

@@ -199,7 +199,7 @@ def _map(kernel: _catalog.Kernel, fns):
         _check(fn(out_ptr, a_ptr, b_ptr, *a.shape, _threads()))
 
     forms = {(1, False): unary, (2, False): binary, (1, True): unary_rows, (2, True): binary_rows}
-    return _implements(kernel.name)(forms[len(kernel.inputs), kernel.layout == "rows"])
+    return _implements(kernel.name)(forms[len(kernel.inputs), rows])
 
 
 def _relu_forward_mask(fns):

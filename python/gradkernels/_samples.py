@@ -6,7 +6,7 @@ import numpy as np
 from ._catalog import Arg, Op
 
 
-def shape(arg: Arg, dims: dict, first: np.ndarray | None = None) -> tuple[int, ...]:
+def shape_of(arg: Arg, dims: dict, first: np.ndarray | None = None) -> tuple[int, ...]:
     """The shape of `arg` for `dims`: "..." is a tuple of axes, any other name one axis; "bits" the
     bytes that pack one bit per element of the op's first array."""
     if arg.shape == ("bits",):
@@ -14,21 +14,21 @@ def shape(arg: Arg, dims: dict, first: np.ndarray | None = None) -> tuple[int, .
     return tuple(axis for name in arg.shape for axis in (dims[name] if name == "..." else (dims[name],)))
 
 
-def _values(arg: Arg, shape_: tuple, dims: dict, dtype: np.dtype, rng, first):
+def _values(arg: Arg, shape: tuple, dims: dict, dtype: np.dtype, rng, first):
     """Values of the kind `arg` declares, drawn only with `standard_normal`, `uniform(size=)` and
     `integers(low, high, size)`, so that a stand-in generator can replace `rng`."""
     kind = arg.values
     if kind in ("labels", "targets"):
-        return rng.integers(0, dims["C"], shape_)
+        return rng.integers(0, dims["C"], shape)
     if kind == "mask":
         return np.packbits(rng.standard_normal(first.size) > 0, bitorder="little")
     if kind in ("any", "summed", "relu_output", "tanh"):
-        values = (3.0 if kind != "summed" else 1.0) * rng.standard_normal(shape_)
+        values = (3.0 if kind != "summed" else 1.0) * rng.standard_normal(shape)
         values = np.maximum(values, 0) if kind == "relu_output" else np.tanh(values) if kind == "tanh" else values
     elif kind == "probability":
-        values = rng.uniform(size=shape_)
+        values = rng.uniform(size=shape)
     elif kind == "log_probability":
-        values = np.log(rng.uniform(size=shape_))
+        values = np.log(rng.uniform(size=shape))
     else:
         raise ValueError(f"{arg.name}: no values of kind {kind!r}")
     return values.astype(dtype)
@@ -40,9 +40,8 @@ def arguments(op: Op, dims: dict, dtype, rng) -> tuple:
     made = []
     for arg in op.arrays:
         first = made[0] if made else None
-        made.append(_values(arg, shape(arg, dims, first), dims, dtype, rng, first))
+        made.append(_values(arg, shape_of(arg, dims, first), dims, dtype, rng, first))
     return tuple(made)
-
 
 
 def flat_dims(dims: dict) -> tuple[int, ...]:

@@ -122,9 +122,11 @@ def ignore_index(value) -> int:
     return index
 
 
-# Up to this many labels over this many classes, one np.bincount (a plain C loop, ~1 us at 32
+# Up to this many labels over this many classes, np.bincount (a plain C loop, ~1 us at 32
 # labels) checks the range in a fifth to a half of the time a min and a max take (NumPy's
 # reductions cost ~2 us each however short the array); beyond, the histogram it writes costs more.
+# The labels are clipped to n_classes first, so that no label, however large, can make it
+# allocate more than n_classes + 1 counts.
 _BINCOUNT_MAX_LABELS, _BINCOUNT_MAX_CLASSES = 2048, 4096
 
 
@@ -135,7 +137,7 @@ def labels_in_range(labels: np.ndarray, n_classes: int, ignore: int) -> bool:
         return False
     if labels.size <= _BINCOUNT_MAX_LABELS and n_classes <= _BINCOUNT_MAX_CLASSES:
         try:
-            counts = np.bincount(labels.reshape(-1))
+            counts = np.bincount(np.minimum(labels.reshape(-1), n_classes, dtype=np.int64))
         except (TypeError, ValueError):  # a negative label, or one of uint64: the general path below
             counts = None
         if counts is not None and len(counts) <= n_classes:
