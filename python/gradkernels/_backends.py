@@ -1,7 +1,7 @@
 """Backend registry and selection.
 
-A backend is a set of kernels with the names in KERNELS, which `_catalog` declares. Every kernel
-takes its outputs first, then its inputs, then scalars; the API layer has validated every
+A backend is a set of kernels with the names `_catalog` declares. Every kernel takes its
+outputs first, then its inputs, then scalars; the API layer has validated every
 argument and laid the arrays out as the kernel expects before calling it (see `gradkernels._ops`):
 
 - elementwise kernels get 1-D contiguous arrays of equal length,
@@ -29,8 +29,6 @@ import numpy
 from . import _catalog
 from ._threads import get_num_threads
 
-KERNELS = _catalog.KERNEL_NAMES
-
 # "auto" takes the first available backend in this order.
 AUTO_PREFERENCE = ("c", "numba", "numpy")
 NAMES = ("numpy", "numba", "c")
@@ -56,10 +54,11 @@ class BackendInfo:
         return get_num_threads() if self.parallel else 1
 
 
-def _namespace(package: str) -> types.SimpleNamespace:
-    """The kernels of the contract, each taken from its family's module of a backend's package."""
+def _namespace(package: str, wrap: Callable = lambda kernel: kernel) -> types.SimpleNamespace:
+    """The kernels of the contract, each taken from its family's module of a backend's package (and
+    passed through `wrap`)."""
     return types.SimpleNamespace(**{
-        k.name: getattr(importlib.import_module(f"{package}.{k.family}", __package__), k.name)
+        k.name: wrap(getattr(importlib.import_module(f"{package}.{k.family}", __package__), k.name))
         for k in _catalog.KERNELS})
 
 
@@ -69,9 +68,7 @@ def _load_numpy() -> BackendInfo:
     # NumPy's ufuncs run on one thread; its BLAS (linear layers) keeps its own pool.
     from ._quiet import quiet
 
-    kernels = _namespace(".reference")
-    return BackendInfo("numpy", types.SimpleNamespace(**{name: quiet(getattr(kernels, name)) for name in KERNELS}),
-                       None, numpy.__version__)
+    return BackendInfo("numpy", _namespace(".reference", quiet), None, numpy.__version__)
 
 
 def _load_numba() -> BackendInfo:

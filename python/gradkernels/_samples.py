@@ -14,6 +14,17 @@ def shape_of(arg: Arg, dims: dict, first: np.ndarray | None = None) -> tuple[int
     return tuple(axis for name in arg.shape for axis in (dims[name] if name == "..." else (dims[name],)))
 
 
+# Each kind of float values, from a generator and a shape
+_FLOAT_VALUES = {
+    "any": lambda rng, shape: 3.0 * rng.standard_normal(shape),
+    "summed": lambda rng, shape: rng.standard_normal(shape),
+    "relu_output": lambda rng, shape: np.maximum(3.0 * rng.standard_normal(shape), 0),
+    "tanh": lambda rng, shape: np.tanh(3.0 * rng.standard_normal(shape)),
+    "probability": lambda rng, shape: rng.uniform(size=shape),
+    "log_probability": lambda rng, shape: np.log(rng.uniform(size=shape)),
+}
+
+
 def _values(arg: Arg, shape: tuple, dims: dict, dtype: np.dtype, rng, first):
     """Values of the kind `arg` declares, drawn only with `standard_normal`, `uniform(size=)` and
     `integers(low, high, size)`, so that a stand-in generator can replace `rng`."""
@@ -22,16 +33,9 @@ def _values(arg: Arg, shape: tuple, dims: dict, dtype: np.dtype, rng, first):
         return rng.integers(0, dims["C"], shape)
     if kind == "mask":
         return np.packbits(rng.standard_normal(first.size) > 0, bitorder="little")
-    if kind in ("any", "summed", "relu_output", "tanh"):
-        values = (3.0 if kind != "summed" else 1.0) * rng.standard_normal(shape)
-        values = np.maximum(values, 0) if kind == "relu_output" else np.tanh(values) if kind == "tanh" else values
-    elif kind == "probability":
-        values = rng.uniform(size=shape)
-    elif kind == "log_probability":
-        values = np.log(rng.uniform(size=shape))
-    else:
+    if kind not in _FLOAT_VALUES:
         raise ValueError(f"{arg.name}: no values of kind {kind!r}")
-    return values.astype(dtype)
+    return _FLOAT_VALUES[kind](rng, shape).astype(dtype)
 
 
 def arguments(op: Op, dims: dict, dtype, rng) -> tuple:
