@@ -263,6 +263,49 @@ def test_api_layer_honours_the_kernel_contract(rng, kind):
     assert set(calls) == set(_catalog.KERNEL_NAMES)
 
 
+def _first_output_recorder(written):
+    """Reference kernels that note the array each call writes its result to."""
+    ref = _backends.info("numpy").kernels
+
+    def wrap(kernel):
+        def recorded(*args):
+            written.append(args[0])
+            return kernel(*args)
+        return recorded
+
+    return types.SimpleNamespace(**{n: wrap(getattr(ref, n)) for n in _catalog.KERNEL_NAMES})
+
+
+def test_an_out_the_kernel_may_write_is_written_directly(rng):
+    """out=x in place, or a fresh contiguous out, reaches the kernel itself (no scratch buffer and
+    copy); an out the kernel must not write as it reads (the soft targets of a cross-entropy,
+    which it reads after writing a row) goes through a scratch buffer and still gets the result."""
+    written = []
+    kernels = _first_output_recorder(written)
+    ops = _ops.OPS
+    x, t = rng.standard_normal((4, 6)), rng.uniform(size=(4, 6))
+    t /= t.sum(axis=1, keepdims=True)
+    cases = [("sigmoid", lambda: (x.copy(),), 0), ("relu", lambda: (x.copy(),), 0),
+             ("tanh_backward", lambda: (x.copy(), np.tanh(x)), 1), ("softmax", lambda: (x.copy(),), 0),
+             ("mse", lambda: (x.copy(), t.copy()), 0), ("softmax_cross_entropy", lambda: (x.copy(), t.copy()), 0)]
+    for name, arguments, aliased in cases:
+        for in_place in (True, False):
+            inputs = arguments()
+            out = inputs[aliased] if in_place else np.empty_like(x)
+            expected = ops[name](kernels, *[a.copy() for a in inputs])
+            written.clear()
+            result = ops[name](kernels, *inputs, out=out)
+            assert written[0] is out or np.shares_memory(written[0], out), (name, in_place)
+            got = result[1] if isinstance(result, tuple) else result
+            np.testing.assert_allclose(got, expected[1] if isinstance(expected, tuple) else expected, rtol=1e-12)
+    q = t.copy()
+    expected = ops["softmax_cross_entropy"](kernels, x, t.copy())[1]
+    written.clear()
+    ops["softmax_cross_entropy"](kernels, x, q, out=q)
+    assert not np.shares_memory(written[0], q)
+    np.testing.assert_allclose(q, expected, rtol=1e-12)
+
+
 def test_disabled_jit_leaves_a_working_package_and_says_why():
     import os
     import subprocess

@@ -80,11 +80,32 @@ def _kernel_ready(arrays) -> bool:
     return True
 
 
+def _writable_as_is(out, like: np.ndarray, read, in_place) -> bool:
+    """Whether the kernel may write a caller's `out` directly, decided in attribute reads and
+    bounds checks: the `op(x, out=x)` of a training step, or a preallocated result. `out` must be
+    a C-contiguous, aligned, writable ndarray of `like`'s shape and dtype, and each array in `read`
+    (what the kernel reads, kernel-ready) either `out` itself and listed in `in_place`, or apart
+    from it. Anything else (a view of an input's memory, a partial overlap, a bad `out`) takes the
+    general path, which checks it and says what is wrong."""
+    if type(out) is not np.ndarray or out.dtype is not like.dtype or out.shape != like.shape:
+        return False
+    flags = out.flags
+    if not (flags.c_contiguous and flags.aligned and flags.writeable):
+        return False
+    for a in read:
+        if a is out:
+            if not any(a is b for b in in_place):
+                return False
+        elif isinstance(a, np.ndarray) and np.may_share_memory(out, a):
+            return False
+    return True
+
+
 def _elementwise(kernel, out, inputs, *, order=None, extra_outputs=(), args=()):
     """Run `kernel(y, *extra_outputs, *inputs, *args)` over flat views; return (y, the kernel's value)."""
     first = inputs[0]
-    if out is None and _kernel_ready(inputs):
-        result = np.empty(first.shape, first.dtype)
+    if _kernel_ready(inputs) and (out is None or _writable_as_is(out, first, inputs + args, inputs)):
+        result = np.empty(first.shape, first.dtype) if out is None else out
         if not result.size:
             return result, None
         return result, kernel(result.ravel(), *extra_outputs, *[a.ravel() for a in inputs], *args)
@@ -107,8 +128,8 @@ def _unary(kernel, x, out, *args):
     """`kernel(y, x, *args)` elementwise, y fresh or `out`: the common call (contiguous x, no out)
     in a few attribute reads, the rest through _elementwise."""
     flags = x.flags
-    if out is None and flags.c_contiguous and flags.aligned:
-        y = np.empty(x.shape, x.dtype)
+    if flags.c_contiguous and flags.aligned and (out is None or (out is x and flags.writeable)):
+        y = np.empty(x.shape, x.dtype) if out is None else x
         if x.size:
             kernel(y.ravel(), x.ravel(), *args)
         return y
@@ -131,8 +152,11 @@ def _rowwise(kernel, out, inputs, *, extra_outputs=(), args=(), in_place=None):
     may be the very memory of the inputs at the indices `in_place` (default: all). Returns (y, the
     kernel's value)."""
     first = inputs[0]
-    if out is None and first.ndim == 2 and _kernel_ready(inputs):
-        result = np.empty(first.shape, first.dtype)
+    if first.ndim == 2 and _kernel_ready(inputs) and (
+        out is None or _writable_as_is(out, first, inputs + args, inputs if in_place is None else
+                                       [inputs[i] for i in in_place])
+    ):
+        result = np.empty(first.shape, first.dtype) if out is None else out
         return result, kernel(result, *extra_outputs, *inputs, *args) if result.size else None
     rows, classes = math.prod(first.shape[:-1]), first.shape[-1]
     mats = [_usable(a).reshape(rows, classes) for a in inputs]
