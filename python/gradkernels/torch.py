@@ -1,0 +1,464 @@
+"""gradkernels' kernels as PyTorch operators on CPU tensors, with autograd and torch.compile
+(`pip install "gradkernels[torch]"`).
+
+Each function takes and returns tensors and runs on the backend in force when its kernel runs, or
+on the one named by `backend=` (bound to it as `gradkernels.backend(name)` is). Each is an
+operator of the "gradkernels" namespace (`torch.ops.gradkernels.*`) registered with torch.library:
+its CPU implementation, a fake one, so that torch.compile(fullgraph=True) traces through it without
+a graph break, and an autograd formula made of our backward operators. Tensors reach the
+kernels without a copy (a CPU tensor's `.numpy()` shares its memory, as `torch.from_numpy` does
+for our results); inputs are never written, and every result and gradient is a fresh tensor.
+
+The fused losses compute their gradient with the loss, in the forward, and keep it for the
+backward, which only scales it by the upstream gradient (into a new tensor, so that a graph
+run backward twice with retain_graph=True sees the same saved gradient both times). Second
+derivatives are not provided: a backward run with create_graph=True raises instead of returning
+wrong ones.
+"""
+
+import numpy as np
+import torch
+
+from . import _backends
+from ._dispatch import backend as _bound_backend
+from ._validate import reduction as _reduction
+
+__all__ = [
+    "binary_cross_entropy_with_logits", "cross_entropy", "leaky_relu", "linear", "linear_cross_entropy",
+    "linear_relu", "log_softmax", "mse_loss", "relu", "sigmoid", "softmax", "tanh",
+]
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _tensor(name: str, value, *, floating=True) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.device.type != "cpu":
+        raise ValueError(f"{name} is on {value.device}: gradkernels.torch takes CPU tensors only")
+    if floating and value.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {value.dtype}")
+    return value
+
+
+def _backend(backend) -> str:
+    """The operators' `backend` argument: a backend's name, or "" for the one in force when the
+    kernel runs (also in a compiled graph, which records the argument)."""
+    if backend is None:
+        return ""
+    _backends.check_name(backend)
+    return backend
+
+
+def _ops(backend: str):
+    """The ops of the operators' `backend` argument: the module-level ones (which follow the
+    backend in force, tuned under "auto") for "", else those bound to the backend named."""
+    import gradkernels
+
+    return _bound_backend(backend) if backend else gradkernels
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    return (t.detach() if t.requires_grad else t).numpy()  # detach costs ~1 us a tensor
+
+
+def _result(a) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(a))
+
+
+def _no_second_derivatives(name: str) -> None:
+    # create_graph=True runs the backward with grad mode on
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            f"gradkernels.torch.{name}: second derivatives are not supported (backward was called with "
+            f"create_graph=True)"
+        )
+
+
+def _laid_out_like(x: torch.Tensor) -> torch.Tensor:
+    """An empty tensor of x's shape laid out as our elementwise ops lay out a result: Fortran order
+    for a Fortran-contiguous x, else C order (the fake results must match the real ones' strides)."""
+    if x.dim() > 1 and not x.is_contiguous():
+        reverse = tuple(reversed(range(x.dim())))
+        if x.permute(reverse).is_contiguous():
+            return x.new_empty(tuple(reversed(x.shape))).permute(reverse)
+    return x.new_empty(x.shape)
+
+
+_LIBRARY = torch.library.Library("gradkernels", "DEF")
+
+
+def _operator(name: str, schema: str, impl, fake, autograd=None):
+    """Registers `gradkernels::name`: its CPU implementation, its fake and, given `autograd`
+    (setup_context, backward), its autograd formula; returns what the public functions call.
+
+    That call takes the registered operator only under torch.compile. In eager mode the
+    dispatcher's way through a Python operator's autograd formula costs ~40 us a call on a tiny
+    tensor (measured on a Zen 3), a torch.autograd.Function made of the same implementation and
+    formula about half that, and calling `impl` as it is nothing: which it does when no input
+    requires a gradient."""
+    _LIBRARY.define(name + schema)
+    _LIBRARY.impl(name, impl, "CPU")
+    torch.library.register_fake(f"gradkernels::{name}", fake, lib=_LIBRARY)
+    op = getattr(torch.ops.gradkernels, name).default
+    if autograd is None:
+        return op
+    setup_context, backward = autograd
+    torch.library.register_autograd(f"gradkernels::{name}", backward, setup_context=setup_context, lib=_LIBRARY)
+
+    def forward(ctx, *args):
+        # not Function's separate setup_context, whose apply binds the arguments through
+        # inspect.signature on every call (~10 us)
+        output = impl(*args)
+        setup_context(ctx, args, output)
+        return output
+
+    recorded = type(name, (torch.autograd.Function,), {"forward": staticmethod(forward),
+                                                       "backward": staticmethod(backward)})
+
+    def call(*args):
+        if torch.compiler.is_compiling():
+            return op(*args)
+        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            return recorded.apply(*args)
+        return impl(*args)
+
+    return call
+
+
+# ---------------------------------------------------------------------------------------------
+# Activations: y = f(x) elementwise (softmax, log_softmax: along the last dimension), and their
+# backwards from what the forward saves (its output, or for leaky_relu its input)
+
+
+def _activation(name: str, *, saves_input=False, rowwise=False, scalar: str | None = None):
+    """The forward and backward operators of one activation, the forward's autograd formula the
+    backward operator; `scalar` names a float argument both take (leaky_relu's slope)."""
+    extra = f", float {scalar}" if scalar else ""
+    fresh = (lambda x, *rest: x.new_empty(x.shape)) if rowwise else (lambda x, *rest: _laid_out_like(x))
+
+    def forward_impl(x, *args):
+        *scalars, backend = args
+        return _result(getattr(_ops(backend), name)(_array(x), *scalars))
+
+    def backward_impl(grad, saved, *args):
+        *scalars, backend = args
+        return _result(getattr(_ops(backend), f"{name}_backward")(_array(grad), _array(saved), *scalars))
+
+    backward = _operator(f"{name}_backward", f"(Tensor grad, Tensor saved{extra}, str backend) -> Tensor",
+                         backward_impl, fresh)
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0] if saves_input else output)
+        ctx.args = inputs[1:]
+
+    def formula(ctx, grad):
+        _no_second_derivatives(name)
+        (saved,) = ctx.saved_tensors
+        return (backward(grad, saved, *ctx.args),) + (None,) * len(ctx.args)
+
+    return _operator(name, f"(Tensor x{extra}, str backend) -> Tensor", forward_impl, fresh, (setup_context, formula))
+
+
+_relu = _activation("relu")
+_leaky_relu = _activation("leaky_relu", saves_input=True, scalar="negative_slope")
+_sigmoid = _activation("sigmoid")
+_tanh = _activation("tanh")
+_softmax = _activation("softmax", rowwise=True)
+_log_softmax = _activation("log_softmax", rowwise=True)
+
+
+def relu(x, *, backend=None):
+    """max(x, 0) elementwise; NaN stays NaN."""
+    return _relu(_tensor("x", x), _backend(backend))
+
+
+def leaky_relu(x, negative_slope=0.01, *, backend=None):
+    """x where x > 0, else negative_slope * x."""
+    return _leaky_relu(_tensor("x", x), float(negative_slope), _backend(backend))
+
+
+def sigmoid(x, *, backend=None):
+    return _sigmoid(_tensor("x", x), _backend(backend))
+
+
+def tanh(x, *, backend=None):
+    return _tanh(_tensor("x", x), _backend(backend))
+
+
+def _last_dim(name: str, x: torch.Tensor, dim: int) -> None:
+    if x.dim() == 0 or dim not in (-1, x.dim() - 1):
+        raise ValueError(
+            f"gradkernels.torch.{name} works along the last dimension (dim=-1); got dim={dim} for a "
+            f"{x.dim()}-d tensor: move that dimension last first (x.movedim({dim}, -1))"
+        )
+
+
+def softmax(x, dim=-1, *, backend=None):
+    """softmax along the last dimension (dim must name it)."""
+    _last_dim("softmax", _tensor("x", x), dim)
+    return _softmax(x, _backend(backend))
+
+
+def log_softmax(x, dim=-1, *, backend=None):
+    """log-softmax along the last dimension (dim must name it)."""
+    _last_dim("log_softmax", _tensor("x", x), dim)
+    return _log_softmax(x, _backend(backend))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused losses: one operator returns the loss and the gradient it keeps for the backward
+
+
+def _refuse_target_gradient(name: str, argument: str, t) -> None:
+    if t is not None and t.requires_grad and torch.is_grad_enabled():
+        raise ValueError(
+            f"gradkernels.torch.{name} computes no gradient with respect to {argument}, which requires "
+            f"one: pass {argument}.detach()"
+        )
+
+
+def _fused_loss(name: str, schema: str, impl, fake, *, reduction_at: int, rows=False, target_gradient=False):
+    """A loss operator returning (loss, gradient), and its autograd formula: the kept gradient times
+    the upstream one. `reduction_at`: the index of the reduction among the operator's inputs;
+    `rows`: a "none" reduction has a loss per row (the last dimension is the classes);
+    `target_gradient`: the second input's gradient is minus the first's (the squared error)."""
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(output[1])
+        ctx.per_row = rows and inputs[reduction_at] == "none"
+        ctx.inputs = len(inputs)
+
+    def formula(ctx, grad_loss, _):
+        _no_second_derivatives(name)
+        (gradient,) = ctx.saved_tensors
+        grad = gradient * (grad_loss.unsqueeze(-1) if ctx.per_row else grad_loss)
+        other = -grad if target_gradient and ctx.needs_input_grad[1] else None
+        return (grad, other) + (None,) * (ctx.inputs - 2)
+
+    return _operator(name, schema, impl, fake, (setup_context, formula))
+
+
+def _cross_entropy_impl(logits, target, weight, ignore_index, reduction, label_smoothing, backend):
+    loss, grad = _ops(backend).softmax_cross_entropy(
+        _array(logits), _array(target), weight=None if weight is None else _array(weight), reduction=reduction,
+        ignore_index=ignore_index, label_smoothing=label_smoothing)
+    return _result(loss), _result(grad)
+
+
+def _cross_entropy_fake(logits, target, weight, ignore_index, reduction, label_smoothing, backend):
+    return logits.new_empty(logits.shape[:-1] if reduction == "none" else ()), logits.new_empty(logits.shape)
+
+
+_cross_entropy = _fused_loss(
+    "cross_entropy",
+    "(Tensor logits, Tensor target, Tensor? weight, int ignore_index, str reduction, float label_smoothing, "
+    "str backend) -> (Tensor, Tensor)",
+    _cross_entropy_impl, _cross_entropy_fake, reduction_at=4, rows=True)
+
+
+def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                  backend=None):
+    """F.cross_entropy with the classes along the last dimension: logits (..., C), target integer
+    classes (...) or class probabilities (..., C), per-class `weight` (C,). (F.cross_entropy takes
+    the classes along dimension 1: the two agree on (N, C) logits.)"""
+    _tensor("logits", logits)
+    _tensor("target", target, floating=False)
+    if weight is not None:
+        _tensor("weight", weight)
+    if target.dtype.is_floating_point and ignore_index != -100:
+        raise ValueError(f"ignore_index ({ignore_index}) applies to integer class targets, not to class probabilities")
+    _refuse_target_gradient("cross_entropy", "target", target)
+    _refuse_target_gradient("cross_entropy", "weight", weight)
+    return _cross_entropy(logits, target, weight, int(ignore_index), _reduction(reduction), float(label_smoothing),
+                          _backend(backend))[0]
+
+
+def _elementwise_loss(op_name: str, name: str, target_gradient: bool):
+    def impl(pred, target, reduction, backend):
+        loss, grad = getattr(_ops(backend), op_name)(_array(pred), _array(target), reduction=reduction)
+        return _result(loss), _result(grad)
+
+    def fake(pred, target, reduction, backend):
+        return (_laid_out_like(pred) if reduction == "none" else pred.new_empty(())), _laid_out_like(pred)
+
+    return _fused_loss(name, "(Tensor pred, Tensor target, str reduction, str backend) -> (Tensor, Tensor)", impl,
+                       fake, reduction_at=2, target_gradient=target_gradient)
+
+
+_binary_cross_entropy_with_logits = _elementwise_loss(
+    "sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", target_gradient=False)
+_mse_loss = _elementwise_loss("mse", "mse_loss", target_gradient=True)
+
+
+def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", backend=None):
+    """F.binary_cross_entropy_with_logits without its weight and pos_weight: target of logits' shape."""
+    _tensor("logits", logits)
+    _tensor("target", target)
+    _refuse_target_gradient("binary_cross_entropy_with_logits", "target", target)
+    return _binary_cross_entropy_with_logits(logits, target, _reduction(reduction), _backend(backend))[0]
+
+
+def mse_loss(input, target, *, reduction="mean", backend=None):
+    """F.mse_loss with target of input's shape (no broadcasting); differentiable in both."""
+    _tensor("input", input)
+    _tensor("target", target)
+    return _mse_loss(input, target, _reduction(reduction), _backend(backend))[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear layers, PyTorch's way round: y = x weight^T + bias with weight (out_features, in_features),
+# which is our w = weight^T (a Fortran-ordered view, which BLAS takes as it is)
+
+
+def _layer_operands(x, weight, bias):
+    _tensor("x", x)
+    _tensor("weight", weight)
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")
+    if x.dim() == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"x has shape {tuple(x.shape)} and weight {tuple(weight.shape)}: x's last dimension must be "
+            f"weight's in_features ({weight.shape[1]})"
+        )
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight is {weight.dtype} but x is {x.dtype}: mixed float dtypes are not supported")
+    if bias is not None:
+        _tensor("bias", bias)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"bias has shape {tuple(bias.shape)}; it must have shape ({weight.shape[0]},)")
+        if bias.dtype != x.dtype:
+            raise TypeError(f"bias is {bias.dtype} but x is {x.dtype}: mixed float dtypes are not supported")
+
+
+def _rows(t: torch.Tensor) -> np.ndarray:
+    """t as a NumPy matrix of its last dimension's columns (a view where its layout allows)."""
+    return _array(t).reshape(-1, t.shape[-1])
+
+
+def _weight_gradient_fake(weight: torch.Tensor) -> torch.Tensor:
+    # our dw is (in, out) C-ordered: its transpose is the gradient of weight
+    return weight.new_empty((weight.shape[1], weight.shape[0])).t()
+
+
+def _layer_gradients(dx, dw, db, x, weight):
+    return (_result(dx.reshape(x.shape)), _result(dw).t(),
+            _result(db) if db is not None else weight.new_empty((0,)))
+
+
+def _layer(name: str, activation_saved: bool):
+    """The forward and backward operators of linear (activation_saved False) or linear_relu."""
+    kernel_name = name
+
+    def forward_impl(x, weight, bias, backend):
+        y = getattr(_ops(backend), kernel_name)(_rows(x), _array(weight).T, None if bias is None else _array(bias))
+        return _result(y.reshape(*x.shape[:-1], weight.shape[0]))
+
+    def forward_fake(x, weight, bias, backend):
+        return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+    saved = "Tensor a, " if activation_saved else ""
+
+    def backward_impl(grad, *args):
+        *maybe_a, x, weight, with_bias, backend = args
+        ops = _ops(backend)
+        if activation_saved:
+            dx, dw, db = ops.linear_relu_backward(_rows(grad), _rows(maybe_a[0]), _rows(x), _array(weight).T,
+                                                  with_bias=with_bias)
+        else:
+            dx, dw, db = ops.linear_backward(_rows(grad), _rows(x), _array(weight).T, with_bias=with_bias)
+        return _layer_gradients(dx, dw, db, x, weight)
+
+    def backward_fake(grad, *args):
+        *_, x, weight, with_bias, backend = args
+        return x.new_empty(x.shape), _weight_gradient_fake(weight), weight.new_empty((weight.shape[0] if with_bias else 0,))
+
+    backward = _operator(
+        f"{name}_backward",
+        f"(Tensor grad, {saved}Tensor x, Tensor weight, bool with_bias, str backend) -> (Tensor, Tensor, Tensor)",
+        backward_impl, backward_fake)
+
+    def setup_context(ctx, inputs, output):
+        x, weight, bias, backend = inputs
+        ctx.save_for_backward(*((output,) if activation_saved else ()), x, weight)
+        ctx.with_bias, ctx.backend = bias is not None, backend
+
+    def formula(ctx, grad):
+        _no_second_derivatives(name)
+        dx, dweight, dbias = backward(grad, *ctx.saved_tensors, ctx.with_bias, ctx.backend)
+        return dx, dweight, dbias if ctx.with_bias else None, None
+
+    return _operator(name, "(Tensor x, Tensor weight, Tensor? bias, str backend) -> Tensor", forward_impl,
+                     forward_fake, (setup_context, formula))
+
+
+_linear = _layer("linear", activation_saved=False)
+_linear_relu = _layer("linear_relu", activation_saved=True)
+
+
+def linear(x, weight, bias=None, *, backend=None):
+    """F.linear: x (..., in_features) weight^T + bias, weight (out_features, in_features)."""
+    _layer_operands(x, weight, bias)
+    return _linear(x, weight, bias, _backend(backend))
+
+
+def linear_relu(x, weight, bias=None, *, backend=None):
+    """relu(F.linear(x, weight, bias)), the bias add and the ReLU in one pass over the GEMM's output."""
+    _layer_operands(x, weight, bias)
+    return _linear_relu(x, weight, bias, _backend(backend))
+
+
+def _linear_cross_entropy_impl(x, weight, bias, target, class_weight, ignore_index, reduction, label_smoothing,
+                               chunk_size, backend):
+    loss, dx, dw, db = _ops(backend).linear_cross_entropy(
+        _array(x), _array(weight).T, None if bias is None else _array(bias), _array(target),
+        weight=None if class_weight is None else _array(class_weight), reduction=reduction,
+        ignore_index=ignore_index, label_smoothing=label_smoothing, chunk_size=chunk_size)
+    return (_result(loss),) + _layer_gradients(dx, dw, db, x, weight)
+
+
+def _linear_cross_entropy_fake(x, weight, bias, target, class_weight, ignore_index, reduction, label_smoothing,
+                               chunk_size, backend):
+    return (x.new_empty(()), x.new_empty(x.shape), _weight_gradient_fake(weight),
+            weight.new_empty((weight.shape[0] if bias is not None else 0,)))
+
+
+def _linear_cross_entropy_setup(ctx, inputs, output):
+    ctx.mark_non_differentiable(*output[1:])
+    ctx.save_for_backward(*output[1:])
+    ctx.with_bias, ctx.inputs = inputs[2] is not None, len(inputs)
+
+
+def _linear_cross_entropy_formula(ctx, grad_loss, *_):
+    _no_second_derivatives("linear_cross_entropy")
+    dx, dweight, dbias = ctx.saved_tensors
+    return (dx * grad_loss, dweight * grad_loss, dbias * grad_loss if ctx.with_bias else None) + (None,) * (
+        ctx.inputs - 3)
+
+
+_linear_cross_entropy_op = _operator(
+    "linear_cross_entropy",
+    "(Tensor x, Tensor weight, Tensor? bias, Tensor target, Tensor? class_weight, int ignore_index, str reduction, "
+    "float label_smoothing, int? chunk_size, str backend) -> (Tensor, Tensor, Tensor, Tensor)",
+    _linear_cross_entropy_impl, _linear_cross_entropy_fake, (_linear_cross_entropy_setup, _linear_cross_entropy_formula))
+
+
+def linear_cross_entropy(x, weight, bias, target, *, class_weight=None, ignore_index=-100, reduction="mean",
+                         label_smoothing=0.0, chunk_size=None, backend=None):
+    """cross_entropy(linear(x, weight, bias), target, ...) without the (N, C) logits: x (N, D),
+    weight (C, D), integer target (N,). Its gradients are computed in the forward, a chunk of rows
+    at a time (see gradkernels.linear_cross_entropy), so memory stays at a chunk's logits through
+    forward and backward. reduction "mean" or "sum" (a "none" loss would need the upstream gradient
+    of each row before the gradients of weight could be formed)."""
+    _layer_operands(x, weight, bias)
+    if x.dim() != 2:
+        raise ValueError(f"x must be 2-D (N, D), got shape {tuple(x.shape)}")
+    _tensor("target", target, floating=False)
+    if class_weight is not None:
+        _tensor("class_weight", class_weight)
+    _refuse_target_gradient("linear_cross_entropy", "class_weight", class_weight)
+    reduction = _reduction(reduction)
+    if reduction == "none":
+        raise ValueError('gradkernels.torch.linear_cross_entropy takes reduction "mean" or "sum", not "none"')
+    return _linear_cross_entropy_op(x, weight, bias, target, class_weight, int(ignore_index), reduction,
+                                    float(label_smoothing), chunk_size, _backend(backend))[0]
