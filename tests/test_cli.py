@@ -235,7 +235,29 @@ def test_bench_layers_times_the_steps_against_numpy_by_hand(tmp_path, capsys):
     (["--layers", "--size", "small", "--plot", "x.png"], "--size, --plot cannot be used with --layers"),
     (["--layers", "--dtype", "float32", "--dtype", "float64"], "--layers times one dtype: give --dtype once"),
     (["--batch", "32", "--activation", "relu"], "--batch, --activation only apply with --layers"),
+    (["--torch-ops", "--layers", "--dtype", "float64"], "--layers, --dtype cannot be used with --torch-ops"),
+    (["--no-fused"], "--no-fused only applies with --torch-ops"),
 ])
 def test_bench_refuses_an_option_its_mode_would_ignore(capsys, argv, message):
     assert cli.main(["bench", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_torch_ops_times_gradkernels_torch_against_pytorch(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    from gradkernels import _torchbench
+
+    # the shapes of every cell kind, small
+    monkeypatch.setattr(_torchbench, "LARGE", (("cross_entropy", (64, 50)), ("sigmoid", (64, 50))))
+    monkeypatch.setattr(_torchbench, "FUSED", ("linear_cross_entropy", (64, 16, 50)))
+    out_file = tmp_path / "torch.json"
+    assert cli.main(["bench", "--torch-ops", "--repeat", "1", "--warmup", "0", "--json", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert "x torch" in out and "over the API us" in out
+    rows = json.loads(out_file.read_text())["rows"]
+    assert [(r["function"], r["kind"]) for r in rows] == [
+        ("cross_entropy", "forward + backward"), ("sigmoid", "forward + backward"),
+        ("linear_cross_entropy", "forward + backward"),
+        *((name, "forward") for name, _ in _torchbench.TINY)]
+    assert all(s > 0 for r in rows for s in r["seconds"].values())
+    assert set(rows[2]["peak_extra_bytes"]) == {"gradkernels.torch", "torch"}

@@ -169,6 +169,8 @@ def bench(args) -> int:
     _refuse_options_of_the_other_mode(args)
     if args.layers:
         return bench_steps(args)
+    if args.torch_ops:
+        return bench_torch(args)
     names = _backend_names(args)
     if "numpy" not in names:
         names = ["numpy", *names]  # the baseline of every speedup
@@ -200,7 +202,19 @@ def _report(args, result: dict, table) -> None:
 
 
 def _refuse_options_of_the_other_mode(args) -> None:
-    """bench times ops or, with --layers, steps: an option of the other mode would be ignored."""
+    """bench times ops, or steps with --layers, or gradkernels.torch with --torch-ops: an option of
+    another mode would be ignored."""
+    if args.no_fused and not args.torch_ops:
+        raise RuntimeError("--no-fused only applies with --torch-ops")
+    if args.torch_ops:
+        given = [flag for flag, value in (("--op", args.op), ("--size", args.size), ("--plot", args.plot),
+                                          ("--layers", args.layers), ("--batch", args.batch), ("--width", args.width),
+                                          ("--activation", args.activation), ("--dtype", args.dtype),
+                                          ("--backend", args.backend), ("--no-torch", args.no_torch)) if value]
+        if given:
+            raise RuntimeError(f"{', '.join(given)} cannot be used with --torch-ops (it times gradkernels.torch "
+                               f"against PyTorch, float32, on the backend in force)")
+        return
     if args.layers:
         given = [flag for flag, value in (("--op", args.op), ("--size", args.size), ("--plot", args.plot)) if value]
         if given:
@@ -229,6 +243,19 @@ def bench_steps(args) -> int:
           f"median of {args.repeat} samples of consecutive steps per entrant, round-robin; gemms = the layer's "
           f"three GEMMs alone, in NumPy; {_threads.openmp_wait()}")
     _report(args, result, _bench.steps_table)
+    return 0
+
+
+def bench_torch(args) -> int:
+    from . import _torchbench
+
+    if args.threads is not None:
+        _threads.set_num_threads(args.threads)
+    result = _torchbench.run(repeat=args.repeat, warmup=args.warmup, fused=not args.no_fused)
+    print(f"gradkernels.torch (backend {_backends.get_backend()}) against PyTorch {result['torch']}, float32, "
+          f"{result['threads']} threads for both; median of {args.repeat} samples per entrant, round-robin; "
+          f"peak extra memory: resident memory at the call's peak over before it")
+    _report(args, result, _torchbench.table)
     return 0
 
 
@@ -293,6 +320,10 @@ def main(argv=None) -> int:
     p.add_argument("--width", action="append", type=int, help="with --layers: only this layer width (repeatable)")
     p.add_argument("--activation", action="append", choices=("relu", "sigmoid", "tanh"),
                    help="with --layers: only this activation (repeatable)")
+    p.add_argument("--torch-ops", action="store_true", help="time gradkernels.torch against plain PyTorch: "
+                   "forward + backward at large sizes, the fused linear + cross-entropy's memory, the cost per call")
+    p.add_argument("--no-fused", action="store_true", help="with --torch-ops: leave out the fused linear + "
+                   "cross-entropy at (8192, 1024) -> 32000 classes (about a minute)")
     p.set_defaults(run=bench)
     p = sub.add_parser("tune", help='measure the fastest backend per op, dtype and size for "auto" on this machine')
     p.add_argument("--op", action="append", choices=_bench.OPS, help="only this op (repeatable)")
