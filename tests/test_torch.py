@@ -108,6 +108,13 @@ def test_opcheck_linear_layers(dtype, gen):
                               (x, w_, bias, labels, None, -100, "mean", 0.0, 2, ""))
     x3 = torch.randn(2, 3, 6, generator=gen, dtype=dtype, requires_grad=True)
     torch.library.opcheck(ops.linear.default, (x3, w, b, ""))
+    x, dy = torch.randn(5, 6, generator=gen, dtype=dtype), torch.randn(5, 4, generator=gen, dtype=dtype)
+    for with_bias in (True, False):
+        torch.library.opcheck(ops.linear_backward.default, (dy, x, w, with_bias, ""))
+        torch.library.opcheck(ops.linear_relu_backward.default, (dy, dy.relu(), x, w, with_bias, ""))
+    for _, g in _layouts(dy):
+        torch.library.opcheck(ops.scale.default, (g, torch.tensor(0.5, dtype=dtype)))
+        torch.library.opcheck(ops.scale.default, (g, torch.rand(5, 1, generator=gen, dtype=dtype)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +255,8 @@ def test_the_backend_in_force_runs_unless_one_is_named(gen, monkeypatch):
     named = gradkernels.backend("numpy")
     for owner, label in ((gradkernels, "in force"), (named, "named")):
         real = owner.sigmoid
-        monkeypatch.setattr(owner, "sigmoid", lambda *a, real=real, label=label, **k: calls.append(label) or real(*a, **k))
+        monkeypatch.setattr(owner, "sigmoid",
+                            lambda *a, real=real, label=label, **k: calls.append(label) or real(*a, **k))
     x = torch.randn(3, 4, generator=gen)
     gkt.sigmoid(x)
     gkt.sigmoid(x, backend="numpy")

@@ -115,7 +115,8 @@ def table(result: dict, *, markdown: bool = False) -> str:
         s, memory = row["seconds"], row.get("peak_extra_bytes", {})
         cells = [row["function"], "x".join(map(str, row["shape"])), _bench._milliseconds(s["gradkernels.torch"]),
                  _bench._milliseconds(s["torch"]), f"{s['torch'] / s['gradkernels.torch']:.2f}"]
-        cells += [f"{memory[e] / 2**20:.0f}" if memory.get(e) is not None else "-" for e in ("gradkernels.torch", "torch")]
+        cells += [f"{memory[e] / 2**20:.0f}" if memory.get(e) is not None else "-"
+                  for e in ("gradkernels.torch", "torch")]
         lines.append(cells)
     text = _bench._render(["function (forward + backward)", "shape", "gradkernels.torch ms", "torch ms",
                            "x torch", "ours peak extra MiB", "torch peak extra MiB"], lines, markdown)

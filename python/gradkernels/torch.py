@@ -236,6 +236,7 @@ def _fused_loss(name: str, schema: str, impl, fake, *, reduction_at: int, rows=F
     the upstream one. `reduction_at`: the index of the reduction among the operator's inputs;
     `rows`: a "none" reduction has a loss per row (the last dimension is the classes);
     `target_gradient`: the second input's gradient is minus the first's (the squared error)."""
+
     def setup_context(ctx, inputs, output):
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)  # else the gradient output's own gradient arrives as zeros
@@ -365,10 +366,9 @@ def _layer_gradients(dx, dw, db, x, weight):
 
 def _layer(name: str, activation_saved: bool):
     """The forward and backward operators of linear (activation_saved False) or linear_relu."""
-    kernel_name = name
 
     def forward_impl(x, weight, bias, backend):
-        y = getattr(_ops(backend), kernel_name)(_rows(x), _array(weight).T, None if bias is None else _array(bias))
+        y = getattr(_ops(backend), name)(_rows(x), _array(weight).T, None if bias is None else _array(bias))
         return _result(y.reshape(*x.shape[:-1], weight.shape[0]))
 
     def forward_fake(x, weight, bias, backend):
@@ -388,7 +388,8 @@ def _layer(name: str, activation_saved: bool):
 
     def backward_fake(grad, *args):
         *_, x, weight, with_bias, backend = args
-        return x.new_empty(x.shape), _weight_gradient_fake(weight), weight.new_empty((weight.shape[0] if with_bias else 0,))
+        bias_gradient = weight.new_empty((weight.shape[0] if with_bias else 0,))
+        return x.new_empty(x.shape), _weight_gradient_fake(weight), bias_gradient
 
     backward = _operator(
         f"{name}_backward",
@@ -460,7 +461,8 @@ _linear_cross_entropy_op = _operator(
     "linear_cross_entropy",
     "(Tensor x, Tensor weight, Tensor? bias, Tensor target, Tensor? class_weight, int ignore_index, str reduction, "
     "float label_smoothing, int? chunk_size, str backend) -> (Tensor, Tensor, Tensor, Tensor)",
-    _linear_cross_entropy_impl, _linear_cross_entropy_fake, (_linear_cross_entropy_setup, _linear_cross_entropy_formula))
+    _linear_cross_entropy_impl, _linear_cross_entropy_fake,
+    (_linear_cross_entropy_setup, _linear_cross_entropy_formula))
 
 
 def linear_cross_entropy(x, weight, bias, target, *, class_weight=None, ignore_index=-100, reduction="mean",
