@@ -37,7 +37,7 @@ def _inputs(torch, name, shape, generator):
     return (z,), getattr(torch, name)
 
 
-def _forward_backward(torch, fn, inputs):
+def _forward_backward(fn, inputs):
     """fn(*inputs) and its backward into the float inputs of its first arguments (all but targets)."""
     differentiable = inputs[:3] if len(inputs) == 4 else inputs[:1]
     leaves = [t.clone().requires_grad_() for t in differentiable]
@@ -55,54 +55,66 @@ def _forward_backward(torch, fn, inputs):
 def _peak_extra_bytes(call) -> int | None:
     """Resident memory at the call's peak over before it (Linux: the peak is reset through
     /proc/self/clear_refs), or None where that cannot be read."""
+    def status(field):
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
+
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-
-        def status(field):
-            with open("/proc/self/status") as f:
-                return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field))
-
         before = status("VmRSS:")
-        call()
-        return status("VmHWM:") - before
     except OSError:
         return None
+    call()
+    return status("VmHWM:") - before
 
 
-def run(*, repeat: int, warmup: int, fused: bool = True, seed: int = 0) -> dict:
+def forward_backward_entrants(torch, name, shape, generator) -> dict:
+    """A large cell's calls: forward + backward through gradkernels.torch and in plain PyTorch."""
+    import gradkernels.torch as gkt
+
+    inputs, theirs = _inputs(torch, name, shape, generator)
+    return {"gradkernels.torch": _forward_backward(getattr(gkt, name), inputs),
+            "torch": _forward_backward(theirs, inputs)}
+
+
+def call_entrants(torch, name, shape, generator) -> dict:
+    """A tiny cell's calls: one forward through our NumPy API, through gradkernels.torch without
+    and with an input requiring a gradient, and in PyTorch both ways."""
     import gradkernels as gk
     import gradkernels.torch as gkt
 
+    inputs, theirs = _inputs(torch, name, shape, generator)
+    arrays = [t.numpy() for t in inputs]
+    ours = getattr(gkt, name)
+    recorded = (inputs[0].clone().requires_grad_(), *inputs[1:])
+    api = {"cross_entropy": gk.softmax_cross_entropy, "mse_loss": gk.mse}.get(name) or getattr(gk, name)
+    return {"numpy API": lambda: api(*arrays), "gradkernels.torch": lambda: ours(*inputs),
+            "gradkernels.torch, recording": lambda: ours(*recorded), "torch": lambda: theirs(*inputs),
+            "torch, recording": lambda: theirs(*recorded)}
+
+
+def run(*, repeat: int, warmup: int, fused: bool = True, seed: int = 0) -> dict:
     torch = _bench._torch()
     if torch is None:
         raise RuntimeError('--torch-ops needs PyTorch: pip install "gradkernels[torch]"')
     generator = torch.Generator().manual_seed(seed)
     rows = []
     cells = [*LARGE, *([FUSED] if fused else [])]
+    total = len(cells) + len(TINY)
     for k, (name, shape) in enumerate(cells):
-        _bench.progress(k, len(cells) + len(TINY), f"{name} {'x'.join(map(str, shape))}")
-        inputs, theirs = _inputs(torch, name, shape, generator)
-        entrants = {"gradkernels.torch": _forward_backward(torch, getattr(gkt, name), inputs),
-                    "torch": _forward_backward(torch, theirs, inputs)}
+        _bench.progress(k, total, f"{name} {'x'.join(map(str, shape))}")
+        entrants = forward_backward_entrants(torch, name, shape, generator)
         row = {"kind": "forward + backward", "function": name, "shape": list(shape),
                "seconds": _bench._round_robin(entrants, repeat, warmup)}
         if name == FUSED[0]:
             row["peak_extra_bytes"] = {entrant: _peak_extra_bytes(call) for entrant, call in entrants.items()}
         rows.append(row)
     for k, (name, shape) in enumerate(TINY):
-        _bench.progress(len(cells) + k, len(cells) + len(TINY), f"{name} {'x'.join(map(str, shape))}")
-        inputs, theirs = _inputs(torch, name, shape, generator)
-        arrays = [t.numpy() for t in inputs]
-        ours = getattr(gkt, name)
-        recorded = (inputs[0].clone().requires_grad_(), *inputs[1:])
-        api = {"cross_entropy": gk.softmax_cross_entropy, "mse_loss": gk.mse}.get(name) or getattr(gk, name)
-        entrants = {"numpy API": lambda: api(*arrays), "gradkernels.torch": lambda: ours(*inputs),
-                    "gradkernels.torch, recording": lambda: ours(*recorded), "torch": lambda: theirs(*inputs),
-                    "torch, recording": lambda: theirs(*recorded)}
+        _bench.progress(len(cells) + k, total, f"{name} {'x'.join(map(str, shape))}")
         rows.append({"kind": "forward", "function": name, "shape": list(shape),
-                     "seconds": _bench._round_robin(entrants, repeat, warmup)})
-    _bench.progress(len(cells) + len(TINY), len(cells) + len(TINY), "done")
+                     "seconds": _bench._round_robin(call_entrants(torch, name, shape, generator), repeat, warmup)})
+    _bench.progress(total, total, "done")
     return {"threads": _threads.get_num_threads(), "torch": torch.__version__, "repeat": repeat, "rows": rows}
 
 

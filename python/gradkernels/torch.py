@@ -88,21 +88,29 @@ def _laid_out_like(x: torch.Tensor) -> torch.Tensor:
 _LIBRARY = torch.library.Library("gradkernels", "DEF")
 
 
+def _plain(args) -> bool:
+    """Whether an operator's arguments are eager tensors (not the subclasses tracing uses)."""
+    return not torch.compiler.is_compiling() and all(
+        type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor))
+
+
 def _operator(name: str, schema: str, impl, fake, autograd=None):
     """Registers `gradkernels::name`: its CPU implementation, its fake and, given `autograd`
-    (setup_context, backward), its autograd formula; returns what the public functions call.
+    (setup_context, backward), its autograd formula; returns what the public functions (or, for an
+    operator without a formula, the formulas) call.
 
-    That call takes the registered operator only under torch.compile. In eager mode the
-    dispatcher's way through a Python operator's autograd formula costs ~40 us a call on a tiny
-    tensor (measured on a Zen 3), a torch.autograd.Function made of the same implementation and
-    formula about half that, and calling `impl` as it is nothing: which it does when no input
-    requires a gradient."""
+    That call takes the registered operator only where PyTorch traces (under torch.compile, or
+    on fake tensors). In eager mode the dispatcher's way through a Python operator's autograd
+    formula costs ~40 us a call on a tiny tensor (measured on a Zen 3), a torch.autograd.Function
+    made of the same implementation and formula about half that, and calling `impl` as it is
+    nothing: which it does when no input requires a gradient, and for a backward operator."""
     _LIBRARY.define(name + schema)
     _LIBRARY.impl(name, impl, "CPU")
     torch.library.register_fake(f"gradkernels::{name}", fake, lib=_LIBRARY)
     op = getattr(torch.ops.gradkernels, name).default
-    if autograd is None:
-        return op
+    if autograd is None:  # a backward operator, called by the formulas: in eager mode on plain
+        # tensors, traced (fake or functional tensors, which .numpy() refuses) under torch.compile
+        return lambda *args: impl(*args) if _plain(args) else op(*args)
     setup_context, backward = autograd
     torch.library.register_autograd(f"gradkernels::{name}", backward, setup_context=setup_context, lib=_LIBRARY)
 
@@ -117,7 +125,7 @@ def _operator(name: str, schema: str, impl, fake, autograd=None):
                                                        "backward": staticmethod(backward)})
 
     def call(*args):
-        if torch.compiler.is_compiling():
+        if not _plain(args):
             return op(*args)
         if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
             return recorded.apply(*args)
