@@ -379,3 +379,19 @@ def test_bad_inputs_raise_clear_errors(gen):
         gkt.cross_entropy(x, torch.rand(3, 4, requires_grad=True))
     with pytest.raises(ValueError, match="reduction"):
         gkt.mse_loss(x, x, reduction="avg")
+    with pytest.raises(ValueError, match=r"weight must be 2-D \(out_features, in_features\), got shape \(4,\)"):
+        gkt.linear(x, torch.randn(4))
+    with pytest.raises(TypeError, match="bias is torch.float64 but x is torch.float32"):
+        gkt.linear_relu(x, torch.randn(2, 4), torch.randn(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x must be 2-D \(N, D\), got shape \(1, 3, 4\)"):
+        gkt.linear_cross_entropy(x[None], torch.randn(2, 4), None, torch.tensor([[0, 1, 1]]))
+    with pytest.raises(ValueError, match="class_weight.detach"):
+        gkt.linear_cross_entropy(x, torch.randn(2, 4), None, torch.tensor([0, 1, 1]),
+                                 class_weight=torch.ones(2, requires_grad=True))
+    with pytest.raises(ValueError, match="weight.detach"):
+        gkt.cross_entropy(x, torch.tensor([0, 1, 2]), weight=torch.ones(4, requires_grad=True))
+    with pytest.raises(ValueError, match="binary_cross_entropy_with_logits computes no gradient with respect to "
+                                         "target"):
+        gkt.binary_cross_entropy_with_logits(x, torch.rand(3, 4, requires_grad=True))
+    with pytest.raises(TypeError, match="target must be a torch.Tensor, got list"):
+        gkt.cross_entropy(x, [0, 1, 2])
