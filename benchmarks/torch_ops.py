@@ -1,5 +1,6 @@
 """gradkernels.torch against plain PyTorch, float32 — the cells of `bench --torch-ops`: forward +
-backward of the losses and activations at their large sizes, and one forward call on (32, 10)
+backward of the losses and activations at their large sizes, the losses' forward under
+torch.no_grad() (evaluation), and one forward call on (32, 10)
 tensors (through our NumPy API, through gradkernels.torch without and with an input requiring a
 gradient, in PyTorch both ways). GRADKERNELS_BENCH_SIZES=small runs the large cells at (64, 50).
 Skipped where PyTorch is not installed."""
@@ -34,6 +35,21 @@ class TorchForwardBackward:
         self.call()  # compiles a Numba kernel, if any, outside the timings
 
     def time_forward_backward(self, entrant, cell):
+        self.call()
+
+
+class TorchEvaluation:
+    params = [["gradkernels.torch", "torch"], [cell for cell, (name, _) in CELLS.items() if name in _torchbench.LOSSES]]
+    param_names = ["entrant", "cell"]
+    timeout = 600
+
+    def setup(self, entrant, cell):
+        torch = _torch_or_skip()
+        self.call = _torchbench.forward_backward_entrants(torch, *CELLS[cell], torch.Generator().manual_seed(0),
+                                                          evaluation=True)[entrant]
+        self.call()
+
+    def time_forward_no_grad(self, entrant, cell):
         self.call()
 
 

@@ -95,7 +95,8 @@ int gk_log_softmax_backward_f64(double *dz, const double *dlogp, const double *l
 /* Fused losses (losses.c): the gradient times grad_scale, the unreduced losses and their float64
  * sum. Cross-entropy takes (rows, classes) logits, one int64 label per row (or class probabilities
  * of the logits' shape) and a weight per class, and sums its row losses in row order. The
- * elementwise losses take n elements and write their losses only when `losses` is not NULL. */
+ * elementwise losses take n elements and write their losses only when `losses` is not NULL. A NULL
+ * gradient asks for the losses alone (the same losses). */
 int gk_softmax_cross_entropy_f32(float *dz, float *losses, double *loss_sum, const float *z, const int64_t *labels,
                                  const float *weight, int64_t rows, int64_t classes, int64_t ignore_index,
                                  double label_smoothing, double grad_scale, int threads);

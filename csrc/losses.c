@@ -1,5 +1,6 @@
 /* Fused losses: the gradient (already multiplied by grad_scale) and the unreduced losses in one
- * call; the Python layer reduces. Formulas: gradkernels.reference.losses.
+ * call; the Python layer reduces. A NULL gradient asks for the losses alone: the same losses,
+ * without the gradient's passes and stores. Formulas: gradkernels.reference.losses.
  *
  * Cross-entropy, per row: read-only passes take the max and what the loss needs from the logits,
  * then strict passes write the exponentials into the gradient row, sum them read-only and finish
@@ -11,22 +12,30 @@
  * chunk order, so the total is the same for every thread count. */
 #ifdef T
 
-/* Writes the gradient row and returns the row's loss, with q = (1 - eps) onehot + eps / C:
- * loss = sum_j w_j q_j (lse - s_j), dz_j = ((sum_k w_k q_k) p_j - w_j q_j) grad_scale. */
+/* Writes the gradient row (dz NULL: none) and returns the row's loss, with q = (1 - eps) onehot + eps / C:
+ * loss = sum_j w_j q_j (lse - s_j), dz_j = ((sum_k w_k q_k) p_j - w_j q_j) grad_scale. Without dz the
+ * sum of the exponentials adds the same terms in the same order, so the loss is the same to the bit. */
 GK_INLINE double S(cross_entropy_row)(T *dz, const T *z, int64_t label, const T *weight, double weight_sum,
                                       int64_t classes, double smoothing, double grad_scale)
 {
     T m = S(gk_row_max)(z, classes);
     double label_shift = (double)(z[label] - m);
     double smoothing_shift = smoothing > 0 ? S(gk_weighted_shift)(z, m, weight, classes) : 0.0;
-    GK_OMP(simd)
-    for (int64_t j = 0; j < classes; j++)
-        dz[j] = S(gk_exp_nonpositive)(z[j] - m);
-    double sum_exp = S(gk_total)(dz, classes);
+    double sum_exp;
+    if (dz) {
+        GK_OMP(simd)
+        for (int64_t j = 0; j < classes; j++)
+            dz[j] = S(gk_exp_nonpositive)(z[j] - m);
+        sum_exp = S(gk_total)(dz, classes);
+    } else {
+        sum_exp = S(gk_sum_exp_shifted)(z, m, classes);
+    }
     double lse = gk_log_f64(sum_exp);
     double w_t = (double)weight[label];
     double uniform = smoothing / (double)classes;
     double loss = (1.0 - smoothing) * w_t * (lse - label_shift) + uniform * (lse * weight_sum - smoothing_shift);
+    if (!dz)
+        return loss;
     T p_scale = (T)(((1.0 - smoothing) * w_t + uniform * weight_sum) / sum_exp * grad_scale);
     if (smoothing > 0) {
         T w_scale = (T)(uniform * grad_scale);
@@ -45,7 +54,8 @@ GK_INLINE double S(cross_entropy_row)(T *dz, const T *z, int64_t label, const T 
 /* With few classes a row is too short to vectorize along: each pass over it would be a vector
  * loop's setup and a scalar remainder. Up to GK_FEW_CLASSES, rows are taken GK_BATCH at a time
  * and become the vector lanes, on a transposed copy of the batch (so dz may be z): the arithmetic
- * of cross_entropy_row, with the log of the sum taken in T. Rows [first, first + count). */
+ * of cross_entropy_row, with the log of the sum taken in T. Rows [first, first + count); dz NULL:
+ * the losses alone. */
 GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_t *labels, const T *weight,
                                       int64_t first, int64_t count, int64_t classes, int64_t ignore_index,
                                       double smoothing, double grad_scale, double weight_sum)
@@ -96,6 +106,8 @@ GK_INLINE void S(cross_entropy_batch)(T *dz, T *losses, const T *z, const int64_
         double smoothed = smoothing > 0 ? uniform * (log_sum * weight_sum - (double)weighted[b]) : 0.0;
         losses[r] = (T)(keep * w_t * (log_sum - (double)shifted[label][b]) + smoothed);
     }
+    if (!dz)
+        return;
     GK_OMP(simd)
     for (int64_t b = 0; b < count; b++)
         p_scale[b] = (T)((keep * (double)label_weight[b] + uniform * weight_sum) / (double)sum_exp[b] * grad_scale);
@@ -149,9 +161,10 @@ int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, double *loss_sum, cons
         return GK_OK;
     }
     GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows, {
-        T *dz_row = dz + r * classes;
+        T *dz_row = dz ? dz + r * classes : NULL;
         if (labels[r] == ignore_index) {
-            memset(dz_row, 0, (size_t)classes * sizeof(T));
+            if (dz_row)
+                memset(dz_row, 0, (size_t)classes * sizeof(T));
             losses[r] = 0;
         } else {
             losses[r] = (T)S(cross_entropy_row)(dz_row, z + r * classes, labels[r], weight, weight_sum, classes,
@@ -181,6 +194,8 @@ GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const 
         wq += (double)t;
         wq_shift += (double)u;
     }
+    if (!dz) /* the same sum as below's, without storing its terms */
+        return gk_log_f64(S(gk_sum_exp_shifted)(z, m, classes)) * wq - wq_shift;
     GK_OMP(simd)
     for (int64_t j = 0; j < classes; j++)
         dz[j] = S(gk_exp_nonpositive)(z[j] - m);
@@ -198,8 +213,8 @@ int GK_KERNEL(gk_softmax_cross_entropy_soft)(T *dz, T *losses, double *loss_sum,
                                              double grad_scale, int threads)
 {
     GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows,
-           losses[r] = (T)S(soft_cross_entropy_row)(dz + r * classes, z + r * classes, targets + r * classes, weight,
-                                                    classes, smoothing, grad_scale););
+           losses[r] = (T)S(soft_cross_entropy_row)(dz ? dz + r * classes : NULL, z + r * classes,
+                                                    targets + r * classes, weight, classes, smoothing, grad_scale););
     *loss_sum = S(row_losses_total)(losses, rows);
     return GK_OK;
 }
@@ -228,16 +243,16 @@ GK_INLINE T S(bce_gradient)(T z, T t, T e, T grad_scale)
 
 /* One chunk of sigmoid + binary cross-entropy, GK_BCE_BLOCK elements at a time: e = exp(-|z|)
  * into a block on the stack, the block's losses summed read-only (dz may be z), then its dz and
- * losses (unless NULL) while it is in L1, so each exponential is computed once. The choice of
- * loop is outside the loops: a store under a condition inside one keeps it scalar where the ISA
- * has no masked stores (the SSE2 baseline). */
+ * losses (each unless NULL) while it is in L1, so each exponential is computed once. The choice
+ * of loop is outside the loops: a store under a condition inside one keeps it scalar where the
+ * ISA has no masked stores (the SSE2 baseline). */
 GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t n, T grad_scale)
 {
     double s = 0;
     for (int64_t first = 0; first < n; first += GK_BCE_BLOCK) {
         int64_t m = GK_MIN(GK_BCE_BLOCK, n - first);
         const T *zb = z + first, *tb = t + first;
-        T *dzb = dz + first, *lb = losses ? losses + first : NULL;
+        T *dzb = dz ? dz + first : NULL, *lb = losses ? losses + first : NULL;
         T e[GK_BCE_BLOCK];
         GK_OMP(simd)
         for (int64_t i = 0; i < m; i++)
@@ -247,7 +262,13 @@ GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t 
         GK_LOSS_SUM(m, TERM, block_sum);
 #undef TERM
         s += block_sum;
-        if (lb) {
+        if (!dzb) {
+            if (lb) {
+                GK_OMP(simd)
+                for (int64_t i = 0; i < m; i++)
+                    lb[i] = S(bce_loss)(zb[i], tb[i], e[i]);
+            }
+        } else if (lb) {
             GK_OMP(simd)
             for (int64_t i = 0; i < m; i++) {
                 T v = zb[i], target = tb[i];
@@ -263,7 +284,8 @@ GK_INLINE double S(bce_chunk)(T *dz, T *losses, const T *z, const T *t, int64_t 
     return s;
 }
 
-/* One chunk of the squared error: loss = d^2, dpred = 2 d grad_scale with d = pred - target. */
+/* One chunk of the squared error: loss = d^2, dpred = 2 d grad_scale with d = pred - target; losses
+ * and dpred each unless NULL. */
 GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *target, int64_t n, T grad_scale)
 {
     double s;
@@ -271,12 +293,21 @@ GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *targe
     GK_LOSS_SUM(n, TERM, s);
 #undef TERM
     T g = (T)2 * grad_scale;
-    GK_OMP(simd)
-    for (int64_t i = 0; i < n; i++) {
-        T d = pred[i] - target[i];
-        if (losses)
+    if (losses && dpred) { /* the choice of loop outside the loops, as in bce_chunk */
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++) {
+            T d = pred[i] - target[i];
             losses[i] = d * d;
-        dpred[i] = d * g;
+            dpred[i] = d * g;
+        }
+    } else if (dpred) {
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++)
+            dpred[i] = (pred[i] - target[i]) * g;
+    } else if (losses) {
+        GK_OMP(simd)
+        for (int64_t i = 0; i < n; i++)
+            losses[i] = (pred[i] - target[i]) * (pred[i] - target[i]);
     }
     return s;
 }
@@ -284,7 +315,7 @@ GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *targe
 /* In the two drivers below, each chunk's loss sum lands in partial[c]; gk_sum_chunks adds them in
  * chunk order. */
 
-/* losses may be NULL (a reduced loss needs only the sum). */
+/* losses may be NULL (a reduced loss needs only the sum), and dz (the loss alone). */
 int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_sum, const T *z, const T *targets,
                                                int64_t n, double grad_scale, int threads)
 {
@@ -293,8 +324,8 @@ int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_su
         return GK_NO_MEMORY;
     GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL), c, gk_chunks(n), {
         int64_t s = c * GK_CHUNK;
-        partial[c] = S(bce_chunk)(dz + s, losses ? losses + s : NULL, z + s, targets + s, GK_MIN(n - s, GK_CHUNK),
-                                  (T)grad_scale);
+        partial[c] = S(bce_chunk)(dz ? dz + s : NULL, losses ? losses + s : NULL, z + s, targets + s,
+                                  GK_MIN(n - s, GK_CHUNK), (T)grad_scale);
     });
     *loss_sum = gk_sum_chunks(partial, n);
     return GK_OK;
@@ -308,7 +339,7 @@ int GK_KERNEL(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, cons
         return GK_NO_MEMORY;
     GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), c, gk_chunks(n), {
         int64_t s = c * GK_CHUNK;
-        partial[c] = S(mse_chunk)(dpred + s, losses ? losses + s : NULL, pred + s, target + s,
+        partial[c] = S(mse_chunk)(dpred ? dpred + s : NULL, losses ? losses + s : NULL, pred + s, target + s,
                                   GK_MIN(n - s, GK_CHUNK), (T)grad_scale);
     });
     *loss_sum = gk_sum_chunks(partial, n);

@@ -1,5 +1,6 @@
 """Fused losses, Numba: the gradient (already multiplied by `grad_scale`) and the unreduced losses
-in one call, returning the losses' float64 sum; the API layer reduces. Formulas:
+in one call, returning the losses' float64 sum; the API layer reduces. A gradient of None asks for
+the losses alone (Numba compiles that case apart, without the gradient's passes). Formulas:
 gradkernels.reference.losses.
 
 Cross-entropy, per row: read-only passes take the max and what the loss needs from the logits,
@@ -25,7 +26,15 @@ from ._jit import (
     parallel_kernel,
     row_kernel,
 )
-from ._reductions import bce_loss_sum, row_max, soft_target_sums, squared_error_sum, total, weighted_shift
+from ._reductions import (
+    bce_loss_sum,
+    row_max,
+    soft_target_sums,
+    squared_error_sum,
+    sum_exp_shifted,
+    total,
+    weighted_shift,
+)
 from .softmax import parallel_rows
 
 # ---------------------------------------------------------------------------------------------
@@ -34,18 +43,24 @@ from .softmax import parallel_rows
 
 @row_kernel
 def _cross_entropy_row(dz, z, label, weight, weight_sum, smoothing, grad_scale):
-    """Writes the gradient row and returns the row's loss, with q = (1 - eps) onehot + eps / C:
-    loss = sum_j w_j q_j (lse - s_j), dz_j = (sum_k w_k q_k) p_j - w_j q_j, times grad_scale."""
+    """Writes the gradient row (unless dz is None) and returns the row's loss, with
+    q = (1 - eps) onehot + eps / C: loss = sum_j w_j q_j (lse - s_j),
+    dz_j = (sum_k w_k q_k) p_j - w_j q_j, times grad_scale."""
     m = row_max(z)
     label_shift = np.float64(z[label] - m)
     smoothing_shift = weighted_shift(z, m, weight) if smoothing > 0.0 else 0.0
-    for j in range(z.size):
-        dz[j] = _vmath.exp(z[j] - m)
-    sum_exp = total(dz)
+    if dz is None:
+        sum_exp = sum_exp_shifted(z, m)
+    else:
+        for j in range(z.size):
+            dz[j] = _vmath.exp(z[j] - m)
+        sum_exp = total(dz)
     lse = math.log(sum_exp)
     w_t = np.float64(weight[label])
     uniform = smoothing / z.size
     loss = (1.0 - smoothing) * w_t * (lse - label_shift) + uniform * (lse * weight_sum - smoothing_shift)
+    if dz is None:
+        return loss
     t = z.dtype.type
     p_scale = t(((1.0 - smoothing) * w_t + uniform * weight_sum) / sum_exp * grad_scale)
     if smoothing > 0.0:
@@ -71,10 +86,12 @@ def _row_losses_total(losses):
 @row_kernel
 def _cross_entropy_one(dz, losses, z, labels, weight, ignore_index, smoothing, grad_scale, weight_sum, r):
     if labels[r] == ignore_index:
-        dz[r, :] = 0
+        if dz is not None:
+            dz[r, :] = 0
         losses[r] = 0
     else:
-        losses[r] = _cross_entropy_row(dz[r], z[r], labels[r], weight, weight_sum, smoothing, grad_scale)
+        losses[r] = _cross_entropy_row(None if dz is None else dz[r], z[r], labels[r], weight, weight_sum, smoothing,
+                                       grad_scale)
 
 
 @kernel
@@ -151,6 +168,8 @@ def _cross_entropy_batched(dz, losses, z, labels, weight, ignore_index, smoothin
             # the smoothing term only with smoothing: a masked class (z = -inf) makes it 0 * inf
             smoothed = uniform * (log_sum * weight_sum - weighted[b]) if smoothing > 0.0 else 0.0
             losses[r] = keep * w_t * (log_sum - shifted[label, b]) + smoothed
+        if dz is None:
+            continue
         for b in range(count):
             p_scale[b] = dt((keep * label_weight[b] + uniform * weight_sum) / sum_exp[b] * grad_scale)
         for j in range(classes):  # the gradient, transposed, into `shifted`
@@ -192,6 +211,8 @@ def _soft_cross_entropy_row(dz, z, q, weight, smoothing, grad_scale):
     """Class-probability targets: the same formulas with q' = (1 - eps) q + eps / C."""
     m = row_max(z)
     wq, wq_shift = soft_target_sums(z, m, q, weight, smoothing)
+    if dz is None:
+        return math.log(sum_exp_shifted(z, m)) * wq - wq_shift
     for j in range(z.size):
         dz[j] = _vmath.exp(z[j] - m)
     sum_exp = total(dz)
@@ -206,14 +227,16 @@ def _soft_cross_entropy_row(dz, z, q, weight, smoothing, grad_scale):
 @kernel
 def _soft_cross_entropy(dz, losses, z, targets, weight, smoothing, grad_scale):
     for r in range(z.shape[0]):
-        losses[r] = _soft_cross_entropy_row(dz[r], z[r], targets[r], weight, smoothing, grad_scale)
+        losses[r] = _soft_cross_entropy_row(None if dz is None else dz[r], z[r], targets[r], weight, smoothing,
+                                            grad_scale)
     return _row_losses_total(losses)
 
 
 @parallel_kernel
 def _soft_cross_entropy_rows(dz, losses, z, targets, weight, smoothing, grad_scale):
     for r in prange(z.shape[0]):
-        losses[r] = _soft_cross_entropy_row(dz[r], z[r], targets[r], weight, smoothing, grad_scale)
+        losses[r] = _soft_cross_entropy_row(None if dz is None else dz[r], z[r], targets[r], weight, smoothing,
+                                            grad_scale)
     return _row_losses_total(losses)
 
 
@@ -235,7 +258,8 @@ def _bce_chunk(dz, losses, z, t, grad_scale):
         e = _vmath.exp(-abs(v))
         if losses is not None:
             losses[i] = (max(v, zero) - v * target) + _vmath.log1p_unit(e)
-        dz[i] = ((one if v >= zero else e) / (one + e) - target) * g
+        if dz is not None:
+            dz[i] = ((one if v >= zero else e) / (one + e) - target) * g
     return s
 
 
@@ -244,7 +268,8 @@ def _bce(dz, losses, z, t, grad_scale):
     n, s = z.size, 0.0
     for c in range((n + CHUNK - 1) // CHUNK):
         a, b = c * CHUNK, min(n, (c + 1) * CHUNK)
-        s += _bce_chunk(dz[a:b], None if losses is None else losses[a:b], z[a:b], t[a:b], grad_scale)
+        s += _bce_chunk(None if dz is None else dz[a:b], None if losses is None else losses[a:b], z[a:b], t[a:b],
+                        grad_scale)
     return s
 
 
@@ -254,7 +279,8 @@ def _bce_chunks(dz, losses, z, t, grad_scale):
     partial = np.empty((n + CHUNK - 1) // CHUNK)
     for c in prange(partial.size):
         a, b = c * CHUNK, min(n, (c + 1) * CHUNK)
-        partial[c] = _bce_chunk(dz[a:b], None if losses is None else losses[a:b], z[a:b], t[a:b], grad_scale)
+        partial[c] = _bce_chunk(None if dz is None else dz[a:b], None if losses is None else losses[a:b], z[a:b],
+                                t[a:b], grad_scale)
     s = 0.0
     for c in range(partial.size):  # in chunk order: the same sum as _bce's
         s += partial[c]
@@ -274,7 +300,8 @@ def _mse_chunk(dpred, losses, pred, target, grad_scale):
         d = pred[i] - target[i]
         if losses is not None:
             losses[i] = d * d
-        dpred[i] = d * g
+        if dpred is not None:
+            dpred[i] = d * g
     return s
 
 
@@ -283,7 +310,8 @@ def _mse(dpred, losses, pred, target, grad_scale):
     n, s = pred.size, 0.0
     for c in range((n + CHUNK - 1) // CHUNK):
         a, b = c * CHUNK, min(n, (c + 1) * CHUNK)
-        s += _mse_chunk(dpred[a:b], None if losses is None else losses[a:b], pred[a:b], target[a:b], grad_scale)
+        s += _mse_chunk(None if dpred is None else dpred[a:b], None if losses is None else losses[a:b], pred[a:b],
+                        target[a:b], grad_scale)
     return s
 
 
@@ -293,7 +321,8 @@ def _mse_chunks(dpred, losses, pred, target, grad_scale):
     partial = np.empty((n + CHUNK - 1) // CHUNK)
     for c in prange(partial.size):
         a, b = c * CHUNK, min(n, (c + 1) * CHUNK)
-        partial[c] = _mse_chunk(dpred[a:b], None if losses is None else losses[a:b], pred[a:b], target[a:b], grad_scale)
+        partial[c] = _mse_chunk(None if dpred is None else dpred[a:b], None if losses is None else losses[a:b],
+                                pred[a:b], target[a:b], grad_scale)
     s = 0.0
     for c in range(partial.size):
         s += partial[c]

@@ -195,8 +195,11 @@ def _spy(calls):
             inputs = [x for x in args[n_out:] if isinstance(x, np.ndarray)]
             assert all(x.size > 0 for x in outputs), f"{name} called with an empty output"
             if declared.layout == "linear":
-                scratch = args[3] if name == "linear_relu_backward" else None  # dz, in da's layout
-                assert all(x.flags.c_contiguous for x in outputs if x is not scratch)
+                named = dict(zip(declared.parameters, args))
+                scratch, dw = named.get("dz"), named.get("dw")  # dz in da's layout, dw in w's
+                if dw is not None:
+                    assert dw.flags.c_contiguous if named["w"].flags.c_contiguous else dw.flags.f_contiguous
+                assert all(x.flags.c_contiguous for x in outputs if x is not scratch and x is not dw)
                 assert all(x.flags.c_contiguous or x.flags.f_contiguous for x in inputs)
                 assert not any(np.may_share_memory(o, i) for o in outputs for i in inputs), f"{name}: overlap"
                 if name == "linear_relu_backward":  # dz, da and a: one layout

@@ -187,6 +187,19 @@ def test_linear_cross_entropy_is_the_same_for_every_chunk_size(bk, dtype, rng, c
                           x, w, b, labels, weight=weight)
 
 
+@pytest.mark.parametrize("chunk_size", [5, None])
+def test_linear_cross_entropy_with_grad_false_is_the_loss_alone(bk, dtype, rng, chunk_size):
+    x, w, b, labels, weight = _classification(rng, dtype)
+    for reduction, bias in itertools.product(("mean", "sum", "none"), (b, None)):
+        options = dict(reduction=reduction, label_smoothing=0.1, weight=weight)
+        with unchanged(x, w, b, labels, weight):
+            got = bk.linear_cross_entropy(x, w, bias, labels, chunk_size=chunk_size, with_grad=False, **options)
+        assert got[1:] == (None, None, None)
+        want = bk.linear_cross_entropy(x, w, bias, labels, chunk_size=chunk_size, **options)
+        assert_close(got[0], want[0], dtype, error=linear_cross_entropy_error(x, w, bias, labels, dtype, **options)[0])
+    assert bk.linear_cross_entropy(x[:0], w, b, labels[:0], reduction="sum", with_grad=False) == (0, None, None, None)
+
+
 def test_linear_cross_entropy_default_chunk_follows_the_memory_budget(bk, monkeypatch, rng):
     x, w, b, labels, _ = _classification(rng, np.float64, n=50, c=8)
     seen = []

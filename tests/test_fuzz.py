@@ -140,7 +140,8 @@ def _reduction(draw):
 
 
 # The keyword options the fuzz suite varies, by name, wherever an op takes them
-_OPTIONS = {"negative_slope": _slope, "reduction": _reduction, "with_bias": lambda draw: draw(st.booleans())}
+_OPTIONS = {"negative_slope": _slope, "reduction": _reduction, "with_bias": lambda draw: draw(st.booleans()),
+            "with_dx": lambda draw: draw(st.booleans()), "with_grad": lambda draw: draw(st.booleans())}
 
 
 def _declared(op):

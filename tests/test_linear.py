@@ -49,6 +49,40 @@ def test_without_bias_db_is_none(bk, dtype, rng):
     np.testing.assert_array_equal(dw, dw2)
 
 
+def test_without_dx_the_rest_is_the_same(bk, dtype, rng):
+    x, w, _, dy = _problem(rng, dtype)
+    a = bk.linear_relu(x, w)
+    for backward, operands in ((bk.linear_backward, (dy, x, w)), (bk.linear_relu_backward, (dy, a, x, w))):
+        full = backward(*operands)
+        for with_bias in (True, False):
+            dx, *rest = backward(*operands, with_bias=with_bias, with_dx=False)
+            assert dx is None
+            np.testing.assert_array_equal(rest[0], full[1])
+            if with_bias:
+                np.testing.assert_array_equal(rest[1], full[2])
+            else:
+                assert rest[1] is None
+        with pytest.raises(TypeError, match="with_dx must be a bool, got int"):
+            backward(*operands, with_dx=0)
+
+
+@pytest.mark.parametrize("n", [6, 0])
+def test_dw_is_laid_out_like_w(bk, dtype, rng, n):
+    x, w, b, dy = _problem(rng, dtype, n=n)
+    labels = rng.integers(0, w.shape[1], n)
+    w_f = np.asfortranarray(w)
+    for got, want in ((bk.linear_backward(dy, x, w_f)[1], bk.linear_backward(dy, x, w)[1]),
+                      (bk.linear_relu_backward(dy, bk.linear_relu(x, w), x, w_f)[1],
+                       bk.linear_relu_backward(dy, bk.linear_relu(x, w), x, w)[1]),
+                      (bk.linear_cross_entropy(x, w_f, b, labels, chunk_size=4)[2],
+                       bk.linear_cross_entropy(x, w, b, labels, chunk_size=4)[2])):
+        assert got.flags.f_contiguous and want.flags.c_contiguous
+        # the GEMM's other operand is dy, its masked dz or a cross-entropy gradient: |each| <= |dy| + 1
+        assert_close(got, want, dtype, error=2 * product_error(*_f64(x.T, np.abs(dy) + 1), dtype))
+    strided = np.ones((w.shape[0], 2 * w.shape[1]), dtype)[:, ::2]
+    assert bk.linear_backward(dy, x, strided)[1].flags.c_contiguous
+
+
 def test_against_finite_differences(bk, rng):
     x, w, b, _ = _problem(rng, np.float64)
     gk.gradcheck(bk.linear, lambda g, x_, w_, b_: bk.linear_backward(g, x_, w_), x, w, b)

@@ -362,3 +362,53 @@ def test_denominator_checks(bk):
         bk.sigmoid_binary_cross_entropy(z, z, denominator="4")
     loss, grad = bk.softmax_cross_entropy(z, t, denominator=0)  # as for a mean over nothing
     assert math.isnan(loss) and not grad.any()
+
+
+# ---------------------------------------------------------------------------------------------
+# with_grad=False: the loss alone
+
+
+def _loss_cases(rng, dtype):
+    """(name, op, args, kwargs) of the fused losses over the paths their kernels take: few classes
+    (rows as lanes) and many, labels and probabilities, weights and smoothing, every reduction, NaN,
+    a masked class, extreme logits, no rows; elementwise over layouts and their chunks."""
+    for classes in (5, 40):
+        z, labels, weight, q = _problem(rng, dtype, rows=70, classes=classes, lead=(2,))
+        z[0, 3, 1], z[1, 4, :] = np.nan, 1e4
+        z[1, 5, 2] = -np.inf
+        for targets, reduction, smoothing, w in itertools.product((labels, q), REDUCTIONS, (0.0, 0.1), (None, weight)):
+            yield ("softmax_cross_entropy", (z, targets),
+                   dict(reduction=reduction, label_smoothing=smoothing, weight=w))
+    yield "softmax_cross_entropy", (np.zeros((0, 3), dtype), np.zeros(0, np.int64)), dict(reduction="sum")
+    n = 3 * 4096 + 5  # more than one chunk of the elementwise kernels
+    z = (3 * rng.standard_normal(n)).astype(dtype)
+    z[7] = np.nan
+    t = rng.uniform(0, 1, n).astype(dtype)
+    z2, t2 = z[:-5].reshape(64, -1), t[:-5].reshape(64, -1)
+    for name, reduction in itertools.product(ELEMENTWISE_LOSSES, REDUCTIONS):
+        yield name, (z, t), dict(reduction=reduction)
+        for kind in LAYOUTS:
+            yield name, (layout(z2, kind), layout(t2, kind)), dict(reduction=reduction)
+
+
+def test_with_grad_false_gives_the_same_loss_and_no_gradient(bk, dtype, rng):
+    for name, args, kwargs in _loss_cases(rng, dtype):
+        fn = getattr(bk, name)
+        with unchanged(*args):
+            loss, grad = fn(*args, **kwargs, with_grad=False)
+        assert grad is None
+        want, _ = fn(*args, **kwargs)
+        _check_scalar_loss(loss, dtype, kwargs["reduction"])
+        assert np.shape(loss) == np.shape(want), (name, kwargs)
+        assert_close(loss, want, dtype)
+
+
+def test_with_grad_false_takes_no_out_and_only_a_bool(bk, dtype):
+    z, t = np.zeros((2, 3), dtype), np.zeros((2, 3), dtype)
+    calls = [("softmax_cross_entropy", (z, np.zeros(2, np.int64))), ("sigmoid_binary_cross_entropy", (z, t)),
+             ("mse", (z, t))]
+    for name, args in calls:
+        with pytest.raises(ValueError, match="with_grad=False computes none"):
+            getattr(bk, name)(*args, with_grad=False, out=np.empty_like(z))
+        with pytest.raises(TypeError, match="with_grad must be a bool, got int"):
+            getattr(bk, name)(*args, with_grad=0)

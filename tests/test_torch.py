@@ -78,21 +78,22 @@ def test_opcheck_losses(dtype, gen):
     ops = torch.ops.gradkernels
     for reduction in ("mean", "sum", "none"):
         for _, z in _layouts(torch.randn(6, 5, generator=gen, dtype=dtype)):
-            for requires_grad in (False, True):
+            for requires_grad in (False, True):  # the gradient computed where one is required, as the functions ask
                 z = z.detach().requires_grad_(requires_grad)
                 labels = torch.randint(0, 5, (6,), generator=gen)
                 q = torch.softmax(torch.randn(6, 5, generator=gen, dtype=dtype), -1)
                 weight = torch.rand(5, generator=gen, dtype=dtype) + 0.5
-                torch.library.opcheck(ops.cross_entropy.default, (z, labels, None, -100, reduction, 0.0, ""))
-                torch.library.opcheck(ops.cross_entropy.default, (z, q, weight, -100, reduction, 0.1, ""))
+                torch.library.opcheck(ops.cross_entropy.default,
+                                      (z, labels, None, -100, reduction, 0.0, requires_grad, ""))
+                torch.library.opcheck(ops.cross_entropy.default, (z, q, weight, -100, reduction, 0.1, requires_grad, ""))
                 t = torch.rand(6, 5, generator=gen, dtype=dtype)
-                torch.library.opcheck(ops.binary_cross_entropy_with_logits.default, (z, t, reduction, ""))
-                torch.library.opcheck(ops.mse_loss.default, (z, t, reduction, ""))
+                torch.library.opcheck(ops.binary_cross_entropy_with_logits.default, (z, t, reduction, requires_grad, ""))
+                torch.library.opcheck(ops.mse_loss.default, (z, t, reduction, requires_grad, ""))
         if reduction != "mean":  # a mean over nothing is NaN, which opcheck's comparison does not equate
             empty = torch.empty(0, 5, dtype=dtype)
-            torch.library.opcheck(ops.mse_loss.default, (empty, empty, reduction, ""))
+            torch.library.opcheck(ops.mse_loss.default, (empty, empty, reduction, True, ""))
             torch.library.opcheck(ops.cross_entropy.default,
-                                  (empty, torch.empty(0, dtype=torch.int64), None, -100, reduction, 0.0, ""))
+                                  (empty, torch.empty(0, dtype=torch.int64), None, -100, reduction, 0.0, True, ""))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -107,13 +108,13 @@ def test_opcheck_linear_layers(dtype, gen):
         torch.library.opcheck(ops.linear.default, (x, w_, bias, ""))
         torch.library.opcheck(ops.linear_relu.default, (x, w_, bias, ""))
         torch.library.opcheck(ops.linear_cross_entropy.default,
-                              (x, w_, bias, labels, None, -100, "mean", 0.0, 2, ""))
+                              (x, w_, bias, labels, None, -100, "mean", 0.0, 2, requires_grad, ""))
     x3 = torch.randn(2, 3, 6, generator=gen, dtype=dtype, requires_grad=True)
     torch.library.opcheck(ops.linear.default, (x3, w, b, ""))
     x, dy = torch.randn(5, 6, generator=gen, dtype=dtype), torch.randn(5, 4, generator=gen, dtype=dtype)
-    for with_bias in (True, False):
-        torch.library.opcheck(ops.linear_backward.default, (dy, x, w, with_bias, ""))
-        torch.library.opcheck(ops.linear_relu_backward.default, (dy, dy.relu(), x, w, with_bias, ""))
+    for (_, w_), with_bias, with_dx in itertools.product(_layouts(w), (True, False), (True, False)):
+        torch.library.opcheck(ops.linear_backward.default, (dy, x, w_, with_bias, with_dx, ""))
+        torch.library.opcheck(ops.linear_relu_backward.default, (dy, dy.relu(), x, w_, with_bias, with_dx, ""))
     for _, g in _layouts(dy):
         torch.library.opcheck(ops.scale.default, (g, torch.tensor(0.5, dtype=dtype)))
         torch.library.opcheck(ops.scale.default, (g, torch.rand(5, 1, generator=gen, dtype=dtype)))
@@ -248,6 +249,48 @@ def test_linear_layers_equal_torch(dtype, gen, backend):
                                                    label_smoothing=0.1, chunk_size=chunk, backend=backend),
                lambda *a: F.cross_entropy(F.linear(*a), labels, weight=class_weight, reduction=reduction,
                                           label_smoothing=0.1), (x, w, b), dtype)
+
+
+def test_fused_losses_compute_a_gradient_only_where_autograd_will_use_it(gen, monkeypatch):
+    asked = []
+    for name in ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "mse", "linear_cross_entropy"):
+        monkeypatch.setattr(gk, name, lambda *a, _op=getattr(gk, name), **kw: asked.append(kw["with_grad"]) or _op(*a, **kw))
+    z, t = torch.randn(6, 5, generator=gen), torch.rand(6, 5, generator=gen)
+    labels, weight = torch.randint(0, 5, (6,), generator=gen), torch.randn(5, 5, generator=gen)
+    calls = [  # (ours, theirs, the second argument, whether it may require a gradient)
+        (lambda a, _: gkt.cross_entropy(a, labels), lambda a, _: F.cross_entropy(a, labels), t, False),
+        (gkt.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits, t, False),
+        (gkt.mse_loss, F.mse_loss, t, True),
+        (lambda x, w: gkt.linear_cross_entropy(x, w, None, labels),
+         lambda x, w: F.cross_entropy(F.linear(x, w), labels), weight, True),
+    ]
+    for (ours, theirs, second, differentiable), *grads, grad_mode in itertools.product(calls, *[(False, True)] * 3):
+        if grads[1] and not differentiable:
+            continue
+        a, b = (u.detach().requires_grad_(g) for u, g in zip((z, second), grads))
+        with torch.set_grad_enabled(grad_mode):
+            loss = ours(a, b)
+        needed = grad_mode and any(grads)
+        assert asked.pop() is needed and loss.requires_grad is needed
+        torch.testing.assert_close(loss, theirs(a, b), **TOLERANCE[torch.float32])
+
+
+def test_a_layer_hands_autograd_its_weight_gradient_as_is_and_no_unwanted_input_gradient(gen, monkeypatch):
+    calls = []
+    backward = gk.linear_backward
+    monkeypatch.setattr(gk, "linear_backward", lambda *a, **kw: calls.append(kw["with_dx"]) or backward(*a, **kw))
+    x, dy = torch.randn(5, 6, generator=gen), torch.randn(5, 4, generator=gen)
+    for x_needs_grad in (False, True):
+        w = torch.randn(4, 6, generator=gen, requires_grad=True)
+        x_ = x.detach().requires_grad_(x_needs_grad)
+        handed = []
+        # where the gradient lies as the backward returns it (a reference kept here would make
+        # autograd copy it: it takes a gradient as .grad only when nothing else holds it)
+        w.register_hook(lambda grad: handed.append(grad.data_ptr()))
+        gkt.linear(x_, w).backward(dy)
+        assert calls.pop() is x_needs_grad and (x_.grad is not None) is x_needs_grad
+        assert w.grad.data_ptr() == handed[0]  # taken as .grad, not copied to w's layout
+        torch.testing.assert_close(w.grad, dy.T @ x, **TOLERANCE[torch.float32])
 
 
 def test_the_backend_in_force_runs_unless_one_is_named(gen, monkeypatch):

@@ -7,9 +7,11 @@ argument and laid the arrays out as the kernel expects before calling it (see `g
 - elementwise kernels get 1-D contiguous arrays of equal length,
 - row kernels (softmax family, cross-entropy) get 2-D C-contiguous (rows, classes) arrays,
 - linear kernels get C- or Fortran-contiguous 2-D arrays (BLAS reads either) and C-contiguous
-  outputs, except linear_relu_backward's dz (a scratch output), da and a, which share one of the
-  two layouts, and linear_cross_entropy's logits, a C-contiguous scratch block of as many rows as
-  a chunk has,
+  outputs, except dw, laid out like w, linear_relu_backward's dz (a scratch output), da and a,
+  which share one of the two layouts, and linear_cross_entropy's logits, a C-contiguous scratch
+  block of as many rows as a chunk has; linear_backward's and linear_relu_backward's dx may be
+  None (not wanted), and linear_cross_entropy's dx, dw and db all three (the losses alone),
+- a fused loss's gradient output may be None (the losses alone),
 - no kernel is called with a zero-size array,
 - an elementwise or row kernel's output may be the very array of an input (in-place), never a
   partial overlap of one; a linear kernel's outputs never overlap its inputs.

@@ -96,7 +96,11 @@ SCRATCH_BYTES = 64 << 20
 
 
 def accumulate(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-    """c += a @ b for 2-D arrays of c's dtype, c C-contiguous and overlapping neither."""
+    """c += a @ b for 2-D arrays of c's dtype, c overlapping neither; BLAS adds into a C- or
+    Fortran-contiguous c itself."""
+    if c.flags.f_contiguous and not c.flags.c_contiguous:  # as the C-ordered c^T += b^T a^T
+        accumulate(c.T, b.T, a.T)
+        return
     (m, k), n = a.shape, b.shape[1]
     if c.size == 0 or k == 0:
         return

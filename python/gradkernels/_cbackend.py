@@ -225,7 +225,7 @@ def _softmax_cross_entropy(fns):
         fn, dt, rows, classes = _rows(fns, z)
         n = z.size
         total = ffi.new("double *")
-        _check(fn(_array(dz, dt, n, True), _array(losses, dt, rows, True), total, _array(z, dt, n),
+        _check(fn(_optional(dz, dt, n), _array(losses, dt, rows, True), total, _array(z, dt, n),
                   _array(labels, _INT64, rows, pointer=_INT64_POINTER), _array(weight, dt, classes), rows, classes,
                   int(ignore_index), float(label_smoothing), float(grad_scale), _threads()))
         return total[0]
@@ -238,7 +238,7 @@ def _softmax_cross_entropy_soft(fns):
         fn, dt, rows, classes = _rows(fns, z)
         n = z.size
         total = ffi.new("double *")
-        _check(fn(_array(dz, dt, n, True), _array(losses, dt, rows, True), total, _array(z, dt, n),
+        _check(fn(_optional(dz, dt, n), _array(losses, dt, rows, True), total, _array(z, dt, n),
                   _array(targets, dt, n), _array(weight, dt, classes), rows, classes, float(label_smoothing),
                   float(grad_scale), _threads()))
         return total[0]
@@ -251,7 +251,7 @@ def _elementwise_loss(name, fns):
         fn, dt = _select(fns, a)
         n = a.size
         total = ffi.new("double *")
-        _check(fn(_array(grad, dt, n, output=True), _optional(losses, dt, n), total, _array(a, dt, n),
+        _check(fn(_optional(grad, dt, n), _optional(losses, dt, n), total, _array(a, dt, n),
                   _array(b, dt, n), n, float(grad_scale), _threads()))
         return total[0]
 

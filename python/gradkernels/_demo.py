@@ -77,7 +77,7 @@ class CircleNet:
         h = ops.sigmoid(ops.linear(x, w1, b1))
         loss, dz2 = ops.sigmoid_binary_cross_entropy(ops.linear(h, w2, b2), y)
         dh, dw2, db2 = ops.linear_backward(dz2, h, w2)
-        _, dw1, db1 = ops.linear_backward(ops.sigmoid_backward(dh, h), x, w1)
+        _, dw1, db1 = ops.linear_backward(ops.sigmoid_backward(dh, h), x, w1, with_dx=False)
         for param, grad in zip(self.params, (dw1, db1, dw2, db2)):
             param -= lr * grad
         return float(loss)

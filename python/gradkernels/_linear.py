@@ -1,6 +1,7 @@
 """The linear-layer driver every backend shares: y = x w + b with weights (D, H), its backward and
 the chunked linear + cross-entropy. The GEMMs go to NumPy's BLAS; x, w and dy arrive C- or
-Fortran-contiguous (BLAS takes either without a copy), outputs C-contiguous.
+Fortran-contiguous (BLAS takes either without a copy), outputs C-contiguous but dw, which is laid
+out like w (BLAS writes either order in place).
 
 A backend builds its kernels with `backward_kernels` from its own passes (the bias gradient, the
 ReLU mask, cross-entropy). NumPy checks the floating-point flags after each GEMM and reduction,
@@ -33,6 +34,16 @@ def linear_forward(y, x, w, b):
             y += b
 
 
+def weight_gradient(dw, x, dy):
+    """dw = x^T dy into C- or Fortran-ordered dw. NumPy's matmul hands BLAS a C-ordered output
+    only (a Fortran one goes through its loop without BLAS): Fortran-ordered dw is written as the
+    C-ordered dw^T = dy^T x."""
+    if dw.flags.c_contiguous:
+        np.matmul(x.T, dy, out=dw)
+    else:
+        np.matmul(dy.T, x, out=dw.T)
+
+
 def backward_kernels(bias_gradient, masked_bias_gradient, relu_backward, softmax_cross_entropy):
     """A backend's linear_backward, linear_relu_backward and linear_cross_entropy, from its own
     passes: bias_gradient(db, dy) sums dy over its rows; masked_bias_gradient(db, dz, da, a) writes
@@ -40,8 +51,9 @@ def backward_kernels(bias_gradient, masked_bias_gradient, relu_backward, softmax
     kernels of those names."""
 
     def gemms(dx, dw, dy, x, w):
-        np.matmul(dy, w.T, out=dx)
-        np.matmul(x.T, dy, out=dw)
+        if dx is not None:
+            np.matmul(dy, w.T, out=dx)
+        weight_gradient(dw, x, dy)
 
     @quiet
     def linear_backward(dx, dw, db, dy, x, w):
@@ -62,8 +74,19 @@ def backward_kernels(bias_gradient, masked_bias_gradient, relu_backward, softmax
                              grad_scale):
         """Over chunks of as many rows as `logits` holds: the chunk's logits b + x_c w, turned in
         place into its gradient g, then dx_c = g w^T, dw += x_c^T g and db += g summed over rows
-        (the chunks' sums add in float64). Returns the float64 sum of the losses."""
+        (the chunks' sums add in float64); with dx, dw and db None, the chunks' losses alone.
+        Returns the float64 sum of the losses."""
         rows, chunk = x.shape[0], logits.shape[0]
+        if dx is None:
+            total = 0.0
+            for first in range(0, rows, chunk):
+                last = min(rows, first + chunk)
+                z = logits[: last - first]
+                linear_forward(z, x[first:last], w, b)
+                with thread_limit(1):  # see the loop below
+                    total += softmax_cross_entropy(None, losses[first:last], z, labels[first:last], weight,
+                                                   ignore_index, label_smoothing, grad_scale)
+            return total
         if chunk >= rows:  # one chunk: its gradients are the whole ones
             linear_forward(logits, x, w, b)
             with thread_limit(1):  # see the loop below
@@ -88,7 +111,7 @@ def backward_kernels(bias_gradient, masked_bias_gradient, relu_backward, softmax
                                                label_smoothing, grad_scale)
             np.matmul(g, w.T, out=dx[first:last])
             if first == 0:
-                np.matmul(x_c.T, g, out=dw)
+                weight_gradient(dw, x_c, g)
             else:
                 accumulate(dw, x_c.T, g)
             if db is not None:

@@ -386,15 +386,26 @@ def class_denominator(labels: np.ndarray, ignore: int, weight_vec: np.ndarray | 
     return _total(weight_vec[counted[(counted >= 0) & (counted < weight_vec.size)]])
 
 
+def _loss_only(with_grad, out) -> bool:
+    """Whether a fused loss is asked for its loss alone (with_grad False): then it has no gradient
+    to write to `out`."""
+    if v.flag("with_grad", with_grad):
+        return False
+    if out is not None:
+        raise ValueError("out receives the gradient, and with_grad=False computes none: pass one or the other")
+    return True
+
+
 @op
 def softmax_cross_entropy(
     kernels, logits, labels, *, weight=None, reduction="mean", ignore_index=-100, label_smoothing=0.0, out=None,
-    denominator=None,
+    denominator=None, with_grad=True,
 ):
     """(loss, dlogits) of softmax + cross-entropy over the last axis, with PyTorch's F.cross_entropy
     semantics; labels are integer classes of shape logits.shape[:-1] or float class probabilities
     of logits' shape. A "mean" divides by `denominator` when given, instead of this call's counted
-    rows (or their total weight): the rows of one batch split across calls, each a part of the mean."""
+    rows (or their total weight): the rows of one batch split across calls, each a part of the mean.
+    with_grad False: (loss, None), the same loss without the gradient's passes and memory."""
     logits = v.float_array("logits", logits)
     v.at_least_1d("logits", logits)
     classes = logits.shape[-1]
@@ -405,6 +416,7 @@ def softmax_cross_entropy(
     smoothing = v.label_smoothing(label_smoothing)
     ignore = v.ignore_index(ignore_index)
     weight_vec = _class_weights(weight, "logits", logits)
+    loss_only = _loss_only(with_grad, out)
     if out is not None:
         v.out_array(out, logits.shape, logits.dtype)
 
@@ -428,41 +440,51 @@ def softmax_cross_entropy(
 
     denominator = counted if denominator is None else denominator
     losses = np.empty(rows, logits.dtype)
-    # out may be the logits' memory, not the targets': the kernel reads them after writing a row
-    grad, total = _rowwise(kernel, out, inputs, extra_outputs=(losses,),
-                           args=args + (_grad_scale(reduction, denominator),), in_place=(0,))
+    args += (_grad_scale(reduction, denominator),)
+    if loss_only:
+        grad, total = None, kernel(None, losses, *(_usable(a).reshape(rows, classes) for a in inputs), *args) if rows else 0.0
+    else:
+        # out may be the logits' memory, not the targets': the kernel reads them after writing a row
+        grad, total = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args, in_place=(0,))
     losses = losses if logits.ndim == 2 else losses.reshape(row_shape)
     return _reduced(losses, total or 0.0, reduction, denominator, logits.dtype), grad
 
 
-def _elementwise_loss(kernel, first_name, first, second_name, second, reduction, out, denominator):
+def _elementwise_loss(kernel, first_name, first, second_name, second, reduction, out, denominator, with_grad):
     pred, target = _pair(first_name, first, second_name, second)
     reduction = v.reduction(reduction)
     denominator = v.denominator(denominator, reduction)
+    loss_only = _loss_only(with_grad, out)
     n = pred.size if denominator is None else denominator
     order = _order_of(pred)
     losses = np.empty(pred.shape, pred.dtype, order=order) if reduction == "none" else None
     flat_losses = None if losses is None else np.ravel(losses, order)
-    grad, total = _elementwise(
-        kernel, out, (pred, target), order=order, extra_outputs=(flat_losses,), args=(_grad_scale(reduction, n),)
-    )
+    scale = _grad_scale(reduction, n)
+    if loss_only:
+        flats = [_usable(a, order).ravel(order) for a in (pred, target)]
+        grad, total = None, kernel(None, flat_losses, *flats, scale) if pred.size else None
+    else:
+        grad, total = _elementwise(kernel, out, (pred, target), order=order, extra_outputs=(flat_losses,), args=(scale,))
     return _reduced(losses, 0.0 if total is None else total, reduction, n, pred.dtype), grad
 
 
 @op
-def sigmoid_binary_cross_entropy(kernels, logits, targets, *, reduction="mean", out=None, denominator=None):
+def sigmoid_binary_cross_entropy(kernels, logits, targets, *, reduction="mean", out=None, denominator=None,
+                                 with_grad=True):
     """(loss, dlogits) of sigmoid + binary cross-entropy, elementwise, from the logits:
     loss = max(z, 0) - z t + log(1 + exp(-|z|)), dlogits = sigmoid(z) - t (scaled by the reduction).
-    A "mean" divides by `denominator` when given, instead of the number of elements."""
+    A "mean" divides by `denominator` when given, instead of the number of elements. with_grad
+    False: (loss, None), the same loss without the gradient's pass and memory."""
     return _elementwise_loss(kernels.sigmoid_binary_cross_entropy, "logits", logits, "targets", targets, reduction, out,
-                             denominator)
+                             denominator, with_grad)
 
 
 @op
-def mse(kernels, pred, target, *, reduction="mean", out=None, denominator=None):
+def mse(kernels, pred, target, *, reduction="mean", out=None, denominator=None, with_grad=True):
     """(loss, dpred) of the squared error (pred - target)^2, elementwise; dpred = 2 (pred - target).
-    A "mean" divides by `denominator` when given, instead of the number of elements."""
-    return _elementwise_loss(kernels.mse, "pred", pred, "target", target, reduction, out, denominator)
+    A "mean" divides by `denominator` when given, instead of the number of elements. with_grad
+    False: (loss, None), as in sigmoid_binary_cross_entropy."""
+    return _elementwise_loss(kernels.mse, "pred", pred, "target", target, reduction, out, denominator, with_grad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,12 +547,15 @@ def linear_relu(kernels, x, w, b=None, *, out=None):
     return _linear_layer(kernels.linear_relu_forward, x, w, b, out, activation=lambda b: np.maximum(b, 0))
 
 
-def _backward_operands(dy_name, dy, x, w, with_bias):
+def _backward_operands(dy_name, dy, x, w, with_bias, with_dx):
+    """The checked operands of a layer's backward and its fresh gradients (dx, dw, db): dw laid out
+    like w, so that an update w -= lr * dw is one pass in one order (and a Fortran-ordered w, the
+    transpose of a C-ordered (H, D) weight as PyTorch stores it, gets the transpose of a C-ordered
+    gradient); dx None unless with_dx, db None unless with_bias."""
     dy = _matrix(dy_name, dy, what="(N, H)")
     x = _matrix("x", x, like=(dy_name, dy), what="(N, D)")
     w = _matrix("w", w, like=(dy_name, dy), what="(D, H)")
-    if not isinstance(with_bias, (bool, np.bool_)):
-        raise TypeError(f"with_bias must be a bool, got {type(with_bias).__name__}")
+    with_bias, with_dx = v.flag("with_bias", with_bias), v.flag("with_dx", with_dx)
     if x.shape[1] != w.shape[0]:
         raise ValueError(f"x has shape {x.shape} and w has shape {w.shape}: x's columns must equal w's rows")
     if dy.shape != (x.shape[0], w.shape[1]):
@@ -539,28 +564,33 @@ def _backward_operands(dy_name, dy, x, w, with_bias):
             f"{dy_name} must have shape {(x.shape[0], w.shape[1])}"
         )
     (n, d), h = x.shape, w.shape[1]
-    return dy, x, w, np.empty((n, d), dy.dtype), np.empty((d, h), dy.dtype), np.empty(h, dy.dtype) if with_bias else None
+    dx = np.empty((n, d), dy.dtype) if with_dx else None
+    dw = np.empty((d, h), dy.dtype, order=_order_of(w))
+    return dy, x, w, dx, dw, np.empty(h, dy.dtype) if with_bias else None
 
 
-def _empty_layer(dx, dw) -> bool:
+def _empty_layer(x, w) -> bool:
     """Whether a layer has no rows, inputs or outputs, so that no GEMM has work."""
-    return not (dx.size and dw.size)
+    return not (x.size and w.size)
 
 
 @quiet
 def _empty_layer_gradients(dx, dw, db, dy) -> None:
     """The gradients of an empty layer: empty sums are zero."""
-    dx[...] = 0
+    if dx is not None:
+        dx[...] = 0
     dw[...] = 0
     if db is not None:
         np.copyto(db, np.sum(dy, axis=0, dtype=np.float64), casting="same_kind")
 
 
 @op
-def linear_backward(kernels, dy, x, w, *, with_bias=True):
-    """(dx, dw, db) = (dy @ w.T, x.T @ dy, dy summed over rows); db is None when with_bias is False."""
-    dy, x, w, dx, dw, db = _backward_operands("dy", dy, x, w, with_bias)
-    if _empty_layer(dx, dw):
+def linear_backward(kernels, dy, x, w, *, with_bias=True, with_dx=True):
+    """(dx, dw, db) = (dy @ w.T, x.T @ dy, dy summed over rows); db is None when with_bias is False,
+    dx None when with_dx is False (a first layer, whose input needs no gradient: one GEMM less).
+    dw is laid out like w (Fortran order for a Fortran-ordered w, else C)."""
+    dy, x, w, dx, dw, db = _backward_operands("dy", dy, x, w, with_bias, with_dx)
+    if _empty_layer(x, w):
         _empty_layer_gradients(dx, dw, db, dy)
     else:
         kernels.linear_backward(dx, dw, db, _blas_ready(dy), _blas_ready(x), _blas_ready(w))
@@ -568,15 +598,15 @@ def linear_backward(kernels, dy, x, w, *, with_bias=True):
 
 
 @op
-def linear_relu_backward(kernels, da, a, x, w, *, with_bias=True):
+def linear_relu_backward(kernels, da, a, x, w, *, with_bias=True, with_dx=True):
     """(dx, dw, db) of a = linear_relu(x, w, b), from da = dL/da and the forward's output a: with
     dz = da where a > 0, else 0, (dz @ w.T, x.T @ dz, dz summed over rows). The mask and the bias
-    sum are one pass over da; dz is the only temporary (the GEMMs read it). db is None when
-    with_bias is False. a is copied once if it is not laid out like da."""
-    da, x, w, dx, dw, db = _backward_operands("da", da, x, w, with_bias)
+    sum are one pass over da; dz is the only temporary (the GEMMs read it). db and dx as in
+    linear_backward. a is copied once if it is not laid out like da."""
+    da, x, w, dx, dw, db = _backward_operands("da", da, x, w, with_bias, with_dx)
     a = v.float_array("a", a, like=("da", da))
     v.same_shape("a", a, "da", da)
-    if _empty_layer(dx, dw):
+    if _empty_layer(x, w):
         _empty_layer_gradients(dx, dw, db, np.where(a > 0, da, 0))
         return dx, dw, db
     da = _blas_ready(da)
@@ -593,13 +623,14 @@ LINEAR_CROSS_ENTROPY_CHUNK_BYTES = 128 << 20
 
 @op
 def linear_cross_entropy(kernels, x, w, b, labels, *, weight=None, reduction="mean", ignore_index=-100,
-                         label_smoothing=0.0, chunk_size=None, denominator=None):
+                         label_smoothing=0.0, chunk_size=None, denominator=None, with_grad=True):
     """(loss, dx, dw, db) of softmax_cross_entropy(x @ w + b, labels, ...) without the (N, C) logits:
     rows go through in chunks of `chunk_size` (default: as many as LINEAR_CROSS_ENTROPY_CHUNK_BYTES
     of logits hold), each chunk's logits becoming its gradient in place before the GEMMs of the
     backward use them. Integer class labels of shape (N,); b may be None (then db is None). The
     result is that of the unfused ops up to float rounding, for any chunk size. `denominator` as in
-    softmax_cross_entropy."""
+    softmax_cross_entropy; dw laid out like w, as in linear_backward. with_grad False: (loss, None,
+    None, None), the same loss from the chunks' logits without any gradient or backward GEMM."""
     x, w, b = _linear_operands(x, w, b)
     (n, d), classes = x.shape, w.shape[1]
     if classes == 0:
@@ -614,6 +645,7 @@ def linear_cross_entropy(kernels, x, w, b, labels, *, weight=None, reduction="me
     denominator = v.denominator(denominator, reduction)
     smoothing = v.label_smoothing(label_smoothing)
     ignore = v.ignore_index(ignore_index)
+    with_grad = v.flag("with_grad", with_grad)
     weight_vec = _class_weights(weight, "w", w)
     labels64, counted = _class_labels(labels, "x @ w", (n, classes), ignore, weight, weight_vec)
     denominator = counted if denominator is None else denominator
@@ -624,13 +656,13 @@ def linear_cross_entropy(kernels, x, w, b, labels, *, weight=None, reduction="me
         if chunk < 1:
             raise ValueError(f"chunk_size must be a positive number of rows, got {chunk}")
     losses = np.empty(n, x.dtype)
-    dx = np.empty((n, d), x.dtype)
-    dw = np.empty((d, classes), x.dtype)
-    db = None if b is None else np.empty(classes, x.dtype)
+    dx = np.empty((n, d), x.dtype) if with_grad else None
+    dw = np.empty((d, classes), x.dtype, order=_order_of(w)) if with_grad else None
+    db = np.empty(classes, x.dtype) if with_grad and b is not None else None
     if n == 0:
-        dw[...] = 0
-        if db is not None:
-            db[...] = 0
+        for empty_sum in (dw, db):
+            if empty_sum is not None:
+                empty_sum[...] = 0
         total = 0.0
     else:
         logits = np.empty((min(chunk, n), classes), x.dtype)

@@ -196,7 +196,7 @@ def worked_example(bk) -> dict[str, np.ndarray]:
     L, dy_hat = bk.mse(y_hat, y, reduction="sum")
     dZ_hat, dv, _ = bk.linear_backward(dy_hat[:, None], Z_hat, v, with_bias=False)
     dA = bk.sigmoid_backward(dZ_hat[:, 1:], Z)
-    _, dW, _ = bk.linear_backward(dA, X, W, with_bias=False)
+    _, dW, _ = bk.linear_backward(dA, X, W, with_bias=False, with_dx=False)
     return {"y_hat": y_hat, "L": np.float64(L), "dL/dv": dv[:, 0], "dL/dW": dW}
 
 

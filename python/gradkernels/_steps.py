@@ -43,7 +43,7 @@ def mlp_inputs(rng, dtype, batch: int = MLP_BATCH, widths=MLP_WIDTHS):
 
 
 def _hidden(ops, activation):
-    """(forward(x, w, b) -> a, backward(da, a, x, w) -> (dx, dw, db)) of one hidden layer."""
+    """(forward(x, w, b) -> a, backward(da, a, x, w, with_dx=True) -> (dx, dw, db)) of one hidden layer."""
     if activation == "relu":
         return ops.linear_relu, ops.linear_relu_backward
     forward, backward = getattr(ops, activation), getattr(ops, f"{activation}_backward")
@@ -52,7 +52,7 @@ def _hidden(ops, activation):
         z = ops.linear(x, w, b)
         return forward(z, out=z)
 
-    return layer_in_place, lambda da, a, x, w: ops.linear_backward(backward(da, a), x, w)
+    return layer_in_place, lambda da, a, x, w, with_dx=True: ops.linear_backward(backward(da, a), x, w, with_dx=with_dx)
 
 
 def layer_step(ops, activation, x, w, b, da):
@@ -75,7 +75,7 @@ def mlp_step(ops, activation, x, labels, params):
         loss, da, dw, db = ops.linear_cross_entropy(acts[-1], w_out, b_out, labels)
         grads = [dw, db]
         for k in range(len(acts) - 1, 0, -1):
-            da, dw, db = backward(da, acts[k], acts[k - 1], params[2 * k - 2])
+            da, dw, db = backward(da, acts[k], acts[k - 1], params[2 * k - 2], with_dx=k > 1)  # not the input's
             grads[:0] = [dw, db]
         return loss, grads
 

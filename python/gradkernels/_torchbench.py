@@ -1,9 +1,10 @@
 """`python -m gradkernels bench --torch-ops`: gradkernels.torch against plain PyTorch on the same
 tensors. Large cells time forward + backward (the loss's or activation's backward into its input;
-the activations' from an upstream gradient of ones); the fused linear + cross-entropy also
-reports its peak extra memory; tiny cells time one forward call, to show what the PyTorch layer
-costs over our NumPy API: with no input requiring a gradient, and with one (recorded for autograd).
-Timing as in `bench` (round-robin medians, `_bench._round_robin`)."""
+the activations' from an upstream gradient of ones), and the losses' forward under
+torch.no_grad() (evaluation, where ours computes the loss alone); the fused linear + cross-entropy
+also reports its peak extra memory; tiny cells time one forward call, to show what the PyTorch
+layer costs over our NumPy API: with no input requiring a gradient, and with one (recorded for
+autograd). Timing as in `bench` (round-robin medians, `_bench._round_robin`)."""
 
 import numpy as np
 
@@ -15,6 +16,7 @@ LARGE = (("cross_entropy", (2048, 32000)), ("cross_entropy", (4096, 1000)),
          ("binary_cross_entropy_with_logits", (4096, 4096)), ("mse_loss", (4096, 4096)),
          ("relu", (4096, 4096)), ("sigmoid", (4096, 4096)), ("tanh", (4096, 4096)))
 FUSED = ("linear_cross_entropy", (8192, 1024, 32000))
+LOSSES = ("cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "linear_cross_entropy")
 TINY = (("cross_entropy", (32, 10)), ("sigmoid", (32, 10)), ("relu", (32, 10)), ("mse_loss", (32, 10)))
 
 
@@ -52,6 +54,15 @@ def _forward_backward(fn, inputs):
     return call
 
 
+def _evaluated(torch, fn, inputs):
+    """fn(*inputs) under torch.no_grad(), as an evaluation loop calls a loss."""
+    def call():
+        with torch.no_grad():
+            fn(*inputs)
+
+    return call
+
+
 def _peak_extra_bytes(call) -> int | None:
     """Resident memory at the call's peak over before it (Linux: the peak is reset through
     /proc/self/clear_refs), or None where that cannot be read."""
@@ -69,11 +80,15 @@ def _peak_extra_bytes(call) -> int | None:
     return status("VmHWM:") - before
 
 
-def forward_backward_entrants(torch, name, shape, generator) -> dict:
-    """A large cell's calls: forward + backward through gradkernels.torch and in plain PyTorch."""
+def forward_backward_entrants(torch, name, shape, generator, *, evaluation=False) -> dict:
+    """A large cell's calls: forward + backward (with `evaluation`, a loss's forward under no_grad)
+    through gradkernels.torch and in plain PyTorch."""
     import gradkernels.torch as gkt
 
     inputs, theirs = _inputs(torch, name, shape, generator)
+    if evaluation:
+        return {"gradkernels.torch": _evaluated(torch, getattr(gkt, name), inputs),
+                "torch": _evaluated(torch, theirs, inputs)}
     return {"gradkernels.torch": _forward_backward(getattr(gkt, name), inputs),
             "torch": _forward_backward(theirs, inputs)}
 
@@ -101,11 +116,13 @@ def run(*, repeat: int, warmup: int, fused: bool = True, seed: int = 0) -> dict:
     generator = torch.Generator().manual_seed(seed)
     rows = []
     cells = [*LARGE, *([FUSED] if fused else [])]
+    cells = [(kind, name, shape) for kind in ("forward + backward", "forward, no grad") for name, shape in cells
+             if kind == "forward + backward" or name in LOSSES]
     total = len(cells) + len(TINY)
-    for k, (name, shape) in enumerate(cells):
-        _bench.progress(k, total, f"{name} {'x'.join(map(str, shape))}")
-        entrants = forward_backward_entrants(torch, name, shape, generator)
-        row = {"kind": "forward + backward", "function": name, "shape": list(shape),
+    for k, (kind, name, shape) in enumerate(cells):
+        _bench.progress(k, total, f"{name} {'x'.join(map(str, shape))}, {kind}")
+        entrants = forward_backward_entrants(torch, name, shape, generator, evaluation=kind != "forward + backward")
+        row = {"kind": kind, "function": name, "shape": list(shape),
                "seconds": _bench._round_robin(entrants, repeat, warmup)}
         if name == FUSED[0]:
             row["peak_extra_bytes"] = {entrant: _peak_extra_bytes(call) for entrant, call in entrants.items()}
@@ -125,12 +142,13 @@ def table(result: dict, *, markdown: bool = False) -> str:
     lines = []
     for row in large:
         s, memory = row["seconds"], row.get("peak_extra_bytes", {})
-        cells = [row["function"], "x".join(map(str, row["shape"])), _bench._milliseconds(s["gradkernels.torch"]),
-                 _bench._milliseconds(s["torch"]), f"{s['torch'] / s['gradkernels.torch']:.2f}"]
+        cells = [row["function"], row["kind"], "x".join(map(str, row["shape"])),
+                 _bench._milliseconds(s["gradkernels.torch"]), _bench._milliseconds(s["torch"]),
+                 f"{s['torch'] / s['gradkernels.torch']:.2f}"]
         cells += [f"{memory[e] / 2**20:.0f}" if memory.get(e) is not None else "-"
                   for e in ("gradkernels.torch", "torch")]
         lines.append(cells)
-    text = _bench._render(["function (forward + backward)", "shape", "gradkernels.torch ms", "torch ms",
+    text = _bench._render(["function", "pass", "shape", "gradkernels.torch ms", "torch ms",
                            "x torch", "ours peak extra MiB", "torch peak extra MiB"], lines, markdown)
     tiny = [row for row in result["rows"] if row["kind"] == "forward"]
     names = ("numpy API", "gradkernels.torch", "gradkernels.torch, recording", "torch", "torch, recording")

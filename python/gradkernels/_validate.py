@@ -71,6 +71,12 @@ def real_scalar(name: str, value) -> float:
     return float(value)
 
 
+def flag(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def integer_scalar(name: str, value) -> int:
     if type(value) is int:
         return value

@@ -9,7 +9,8 @@ a graph break, and an autograd formula made of our backward operators. Tensors r
 kernels without a copy (a CPU tensor's `.numpy()` shares its memory, as `torch.from_numpy` does
 for our results); inputs are never written, and every result and gradient is a fresh tensor.
 
-The fused losses compute their gradient with the loss, in the forward, and keep it for the
+The fused losses compute their gradient with the loss, in the forward, when autograd will need it
+(grad mode on and an input requiring a gradient; else the loss alone), and keep it for the
 backward, which only scales it by the upstream gradient (into a new tensor, so that a graph
 run backward twice with retain_graph=True sees the same saved gradient both times). Second
 derivatives are not provided: a backward run with create_graph=True raises instead of returning
@@ -83,6 +84,16 @@ def _laid_out_like(x: torch.Tensor) -> torch.Tensor:
         if x.permute(reverse).is_contiguous():
             return x.new_empty(tuple(reversed(x.shape))).permute(reverse)
     return x.new_empty(x.shape)
+
+
+def _nothing(like: torch.Tensor) -> torch.Tensor:
+    """What an operator returns for a gradient it was told not to compute (outputs cannot be None)."""
+    return like.new_empty((0,))
+
+
+def _gradient(grad, like: torch.Tensor) -> torch.Tensor:
+    """A kernel's gradient (or None, not computed) as an operator's output."""
+    return _result(grad) if grad is not None else _nothing(like)
 
 
 _LIBRARY = torch.library.Library("gradkernels", "DEF")
@@ -218,6 +229,11 @@ def log_softmax(x, dim=-1, *, backend=None):
 # Fused losses: one operator returns the loss and the gradient it keeps for the backward
 
 
+def _needed(*inputs) -> bool:
+    """Whether autograd will ask for a gradient of any of `inputs` (tensors or None)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+
+
 def _refuse_target_gradient(name: str, argument: str, t) -> None:
     if t is not None and t.requires_grad and torch.is_grad_enabled():
         raise ValueError(
@@ -265,21 +281,22 @@ def _fused_loss(name: str, schema: str, impl, fake, *, reduction_at: int, rows=F
     return _operator(name, schema, impl, fake, (setup_context, formula))
 
 
-def _cross_entropy_impl(logits, target, weight, ignore_index, reduction, label_smoothing, backend):
+def _cross_entropy_impl(logits, target, weight, ignore_index, reduction, label_smoothing, with_grad, backend):
     loss, grad = _ops(backend).softmax_cross_entropy(
         _array(logits), _array(target), weight=None if weight is None else _array(weight), reduction=reduction,
-        ignore_index=ignore_index, label_smoothing=label_smoothing)
-    return _result(loss), _result(grad)
+        ignore_index=ignore_index, label_smoothing=label_smoothing, with_grad=with_grad)
+    return _result(loss), _gradient(grad, logits)
 
 
-def _cross_entropy_fake(logits, target, weight, ignore_index, reduction, label_smoothing, backend):
-    return logits.new_empty(logits.shape[:-1] if reduction == "none" else ()), logits.new_empty(logits.shape)
+def _cross_entropy_fake(logits, target, weight, ignore_index, reduction, label_smoothing, with_grad, backend):
+    return (logits.new_empty(logits.shape[:-1] if reduction == "none" else ()),
+            logits.new_empty(logits.shape) if with_grad else _nothing(logits))
 
 
 _cross_entropy = _fused_loss(
     "cross_entropy",
     "(Tensor logits, Tensor target, Tensor? weight, int ignore_index, str reduction, float label_smoothing, "
-    "str backend) -> (Tensor, Tensor)",
+    "bool with_grad, str backend) -> (Tensor, Tensor)",
     _cross_entropy_impl, _cross_entropy_fake, reduction_at=4, rows=True)
 
 
@@ -297,19 +314,21 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="
     _refuse_target_gradient("cross_entropy", "target", target)
     _refuse_target_gradient("cross_entropy", "weight", weight)
     return _cross_entropy(logits, target, weight, int(ignore_index), _reduction(reduction), float(label_smoothing),
-                          _backend(backend))[0]
+                          _needed(logits), _backend(backend))[0]
 
 
 def _elementwise_loss(op_name: str, name: str, target_gradient: bool):
-    def impl(pred, target, reduction, backend):
-        loss, grad = getattr(_ops(backend), op_name)(_array(pred), _array(target), reduction=reduction)
-        return _result(loss), _result(grad)
+    def impl(pred, target, reduction, with_grad, backend):
+        loss, grad = getattr(_ops(backend), op_name)(_array(pred), _array(target), reduction=reduction,
+                                                     with_grad=with_grad)
+        return _result(loss), _gradient(grad, pred)
 
-    def fake(pred, target, reduction, backend):
-        return (_laid_out_like(pred) if reduction == "none" else pred.new_empty(())), _laid_out_like(pred)
+    def fake(pred, target, reduction, with_grad, backend):
+        return ((_laid_out_like(pred) if reduction == "none" else pred.new_empty(())),
+                _laid_out_like(pred) if with_grad else _nothing(pred))
 
-    return _fused_loss(name, "(Tensor pred, Tensor target, str reduction, str backend) -> (Tensor, Tensor)", impl,
-                       fake, reduction_at=2, target_gradient=target_gradient)
+    return _fused_loss(name, "(Tensor pred, Tensor target, str reduction, bool with_grad, str backend) -> "
+                             "(Tensor, Tensor)", impl, fake, reduction_at=2, target_gradient=target_gradient)
 
 
 _binary_cross_entropy_with_logits = _elementwise_loss(
@@ -322,14 +341,15 @@ def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", backen
     _tensor("logits", logits)
     _tensor("target", target)
     _refuse_target_gradient("binary_cross_entropy_with_logits", "target", target)
-    return _binary_cross_entropy_with_logits(logits, target, _reduction(reduction), _backend(backend))[0]
+    return _binary_cross_entropy_with_logits(logits, target, _reduction(reduction), _needed(logits),
+                                             _backend(backend))[0]
 
 
 def mse_loss(input, target, *, reduction="mean", backend=None):
     """F.mse_loss with target of input's shape (no broadcasting); differentiable in both."""
     _tensor("input", input)
     _tensor("target", target)
-    return _mse_loss(input, target, _reduction(reduction), _backend(backend))[0]
+    return _mse_loss(input, target, _reduction(reduction), _needed(input, target), _backend(backend))[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,13 +383,14 @@ def _rows(t: torch.Tensor) -> np.ndarray:
 
 
 def _weight_gradient_fake(weight: torch.Tensor) -> torch.Tensor:
-    # our dw is (in, out) C-ordered: its transpose is the gradient of weight
-    return weight.new_empty((weight.shape[1], weight.shape[0])).t()
+    # our dw is laid out like the w it is given, weight^T: its transpose, the gradient of weight,
+    # is then laid out like weight (C-ordered for a C-ordered weight, as autograd keeps it)
+    return _laid_out_like(weight.t()).t()
 
 
 def _layer_gradients(dx, dw, db, x, weight):
-    return (_result(dx.reshape(x.shape)), _result(dw).t(),
-            _result(db) if db is not None else weight.new_empty((0,)))
+    return (_result(dx.reshape(x.shape)) if dx is not None else _nothing(x),
+            _result(dw).t() if dw is not None else _nothing(weight), _gradient(db, weight))
 
 
 def _layer(name: str, activation_saved: bool):
@@ -385,23 +406,25 @@ def _layer(name: str, activation_saved: bool):
     saved = "Tensor a, " if activation_saved else ""
 
     def backward_impl(grad, *args):
-        *maybe_a, x, weight, with_bias, backend = args
+        *maybe_a, x, weight, with_bias, with_dx, backend = args
         ops = _ops(backend)
         if activation_saved:
             dx, dw, db = ops.linear_relu_backward(_rows(grad), _rows(maybe_a[0]), _rows(x), _array(weight).T,
-                                                  with_bias=with_bias)
+                                                  with_bias=with_bias, with_dx=with_dx)
         else:
-            dx, dw, db = ops.linear_backward(_rows(grad), _rows(x), _array(weight).T, with_bias=with_bias)
+            dx, dw, db = ops.linear_backward(_rows(grad), _rows(x), _array(weight).T, with_bias=with_bias,
+                                             with_dx=with_dx)
         return _layer_gradients(dx, dw, db, x, weight)
 
     def backward_fake(grad, *args):
-        *_, x, weight, with_bias, backend = args
-        bias_gradient = weight.new_empty((weight.shape[0] if with_bias else 0,))
-        return x.new_empty(x.shape), _weight_gradient_fake(weight), bias_gradient
+        *_, x, weight, with_bias, with_dx, backend = args
+        return (x.new_empty(x.shape) if with_dx else _nothing(x), _weight_gradient_fake(weight),
+                weight.new_empty((weight.shape[0],)) if with_bias else _nothing(weight))
 
     backward = _operator(
         f"{name}_backward",
-        f"(Tensor grad, {saved}Tensor x, Tensor weight, bool with_bias, str backend) -> (Tensor, Tensor, Tensor)",
+        f"(Tensor grad, {saved}Tensor x, Tensor weight, bool with_bias, bool with_dx, str backend) -> "
+        f"(Tensor, Tensor, Tensor)",
         backward_impl, backward_fake)
 
     def setup_context(ctx, inputs, output):
@@ -411,8 +434,9 @@ def _layer(name: str, activation_saved: bool):
 
     def formula(ctx, grad):
         _no_second_derivatives(name)
-        dx, dweight, dbias = backward(grad, *ctx.saved_tensors, ctx.with_bias, ctx.backend)
-        return dx, dweight, dbias if ctx.with_bias else None, None
+        with_dx = ctx.needs_input_grad[0]  # not for a first layer's input
+        dx, dweight, dbias = backward(grad, *ctx.saved_tensors, ctx.with_bias, with_dx, ctx.backend)
+        return dx if with_dx else None, dweight, dbias if ctx.with_bias else None, None
 
     return _operator(name, "(Tensor x, Tensor weight, Tensor? bias, str backend) -> Tensor", forward_impl,
                      forward_fake, (setup_context, formula))
@@ -435,18 +459,20 @@ def linear_relu(x, weight, bias=None, *, backend=None):
 
 
 def _linear_cross_entropy_impl(x, weight, bias, target, class_weight, ignore_index, reduction, label_smoothing,
-                               chunk_size, backend):
+                               chunk_size, with_grad, backend):
     loss, dx, dw, db = _ops(backend).linear_cross_entropy(
         _array(x), _array(weight).T, None if bias is None else _array(bias), _array(target),
         weight=None if class_weight is None else _array(class_weight), reduction=reduction,
-        ignore_index=ignore_index, label_smoothing=label_smoothing, chunk_size=chunk_size)
+        ignore_index=ignore_index, label_smoothing=label_smoothing, chunk_size=chunk_size, with_grad=with_grad)
     return (_result(loss),) + _layer_gradients(dx, dw, db, x, weight)
 
 
 def _linear_cross_entropy_fake(x, weight, bias, target, class_weight, ignore_index, reduction, label_smoothing,
-                               chunk_size, backend):
+                               chunk_size, with_grad, backend):
+    if not with_grad:
+        return x.new_empty(()), _nothing(x), _nothing(weight), _nothing(weight)
     return (x.new_empty(()), x.new_empty(x.shape), _weight_gradient_fake(weight),
-            weight.new_empty((weight.shape[0] if bias is not None else 0,)))
+            weight.new_empty((weight.shape[0],)) if bias is not None else _nothing(weight))
 
 
 def _linear_cross_entropy_setup(ctx, inputs, output):
@@ -468,7 +494,7 @@ def _linear_cross_entropy_formula(ctx, grad_loss, *_):
 _linear_cross_entropy_op = _operator(
     "linear_cross_entropy",
     "(Tensor x, Tensor weight, Tensor? bias, Tensor target, Tensor? class_weight, int ignore_index, str reduction, "
-    "float label_smoothing, int? chunk_size, str backend) -> (Tensor, Tensor, Tensor, Tensor)",
+    "float label_smoothing, int? chunk_size, bool with_grad, str backend) -> (Tensor, Tensor, Tensor, Tensor)",
     _linear_cross_entropy_impl, _linear_cross_entropy_fake,
     (_linear_cross_entropy_setup, _linear_cross_entropy_formula))
 
@@ -491,4 +517,4 @@ def linear_cross_entropy(x, weight, bias, target, *, class_weight=None, ignore_i
     if reduction == "none":
         raise ValueError('gradkernels.torch.linear_cross_entropy takes reduction "mean" or "sum", not "none"')
     return _linear_cross_entropy_op(x, weight, bias, target, class_weight, int(ignore_index), reduction,
-                                    float(label_smoothing), chunk_size, _backend(backend))[0]
+                                    float(label_smoothing), chunk_size, _needed(x, weight, bias), _backend(backend))[0]

@@ -3,7 +3,7 @@ their float64 sum; the API layer reduces.
 
 `grad_scale` is what the gradient is multiplied by (1 / denominator for "mean", 1 otherwise), so
 the kernel writes the final gradient in its one pass. The gradient output may be the very array
-of the logits (in-place).
+of the logits (in-place), or None: then only the losses are computed, the same as with it.
 """
 
 import numpy as np
@@ -22,13 +22,14 @@ def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smo
     counted = labels != ignore_index
     t = np.where(counted, labels, 0)
     r = np.arange(rows)
+    work = np.empty_like(z) if dz is None else dz
 
-    np.subtract(z, z.max(axis=1, keepdims=True), out=dz)  # dz holds s from here
-    s_t = dz[r, t]
+    np.subtract(z, z.max(axis=1, keepdims=True), out=work)  # work holds s from here, then exp(s)
+    s_t = work[r, t]
     smooth = label_smoothing / classes
-    w_s = dz @ weight if label_smoothing else 0.0
-    np.exp(dz, out=dz)
-    sum_exp = dz.sum(axis=1)
+    w_s = work @ weight if label_smoothing else 0.0
+    np.exp(work, out=work)
+    sum_exp = work.sum(axis=1)
     lse = np.log(sum_exp)
     w_t = weight[t]
     w_sum = weight.sum()
@@ -37,6 +38,8 @@ def softmax_cross_entropy(dz, losses, z, labels, weight, ignore_index, label_smo
     if label_smoothing:
         row_loss += smooth * (lse * w_sum - w_s)
     losses[...] = np.where(counted, row_loss, 0)
+    if dz is None:
+        return float(np.sum(losses, dtype=np.float64))
 
     coef = (1 - label_smoothing) * w_t + smooth * w_sum
     dz *= ((coef / sum_exp) * grad_scale)[:, None]  # p_j times sum_k w_k q_k, scaled
@@ -56,12 +59,15 @@ def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, 
     # smoothed q_j > 0 gives the loss its true +Inf.
     wq_rows = (1 - label_smoothing) * targets + label_smoothing / z.shape[1]
     wq_rows *= weight
-    np.subtract(z, z.max(axis=1, keepdims=True), out=dz)  # dz holds s from here
-    wq_s = np.einsum("rc,rc->r", wq_rows, dz)
-    np.exp(dz, out=dz)
-    sum_exp = dz.sum(axis=1)
+    work = np.empty_like(z) if dz is None else dz
+    np.subtract(z, z.max(axis=1, keepdims=True), out=work)  # work holds s from here, then exp(s)
+    wq_s = np.einsum("rc,rc->r", wq_rows, work)
+    np.exp(work, out=work)
+    sum_exp = work.sum(axis=1)
     wq = wq_rows.sum(axis=1)
     losses[...] = np.log(sum_exp) * wq - wq_s
+    if dz is None:
+        return float(np.sum(losses, dtype=np.float64))
     dz *= ((wq / sum_exp) * grad_scale)[:, None]
     wq_rows *= grad_scale
     dz -= wq_rows
@@ -70,11 +76,12 @@ def softmax_cross_entropy_soft(dz, losses, z, targets, weight, label_smoothing, 
 
 def sigmoid_binary_cross_entropy(dz, losses, z, targets, grad_scale):
     """Elementwise on 1-D arrays: loss = max(z, 0) - z t + log(1 + exp(-|z|)), dz = (sigmoid(z) - t).
-    Writes losses when it is an array (None skips them); returns their sum in float64."""
+    Writes losses and dz when each is an array (None skips it); returns the losses' sum in float64."""
     e = np.exp(-np.abs(z))
     elementwise = np.maximum(z, 0) - z * targets + np.log1p(e)
-    sigmoid = np.where(z >= 0, 1, e) / (1 + e)
-    np.multiply(sigmoid - targets, grad_scale, out=dz)
+    if dz is not None:
+        sigmoid = np.where(z >= 0, 1, e) / (1 + e)
+        np.multiply(sigmoid - targets, grad_scale, out=dz)
     if losses is not None:
         losses[...] = elementwise
     return float(np.sum(elementwise, dtype=np.float64))
@@ -82,8 +89,9 @@ def sigmoid_binary_cross_entropy(dz, losses, z, targets, grad_scale):
 
 def mse(dpred, losses, pred, target, grad_scale):
     """Elementwise on 1-D arrays: loss = (pred - target)^2, dpred = 2 (pred - target).
-    Writes losses when it is an array (None skips them); returns their sum in float64."""
+    Writes losses and dpred when each is an array (None skips it); returns the losses' sum in float64."""
     diff = pred - target
-    np.multiply(diff, 2 * grad_scale, out=dpred)
+    if dpred is not None:
+        np.multiply(diff, 2 * grad_scale, out=dpred)
     squared = np.square(diff, out=diff if losses is None else losses)
     return float(np.sum(squared, dtype=np.float64))
