@@ -442,7 +442,8 @@ def softmax_cross_entropy(
     losses = np.empty(rows, logits.dtype)
     args += (_grad_scale(reduction, denominator),)
     if loss_only:
-        grad, total = None, kernel(None, losses, *(_usable(a).reshape(rows, classes) for a in inputs), *args) if rows else 0.0
+        mats = [_usable(a).reshape(rows, classes) for a in inputs]
+        grad, total = None, kernel(None, losses, *mats, *args) if rows else 0.0
     else:
         # out may be the logits' memory, not the targets': the kernel reads them after writing a row
         grad, total = _rowwise(kernel, out, inputs, extra_outputs=(losses,), args=args, in_place=(0,))

@@ -1,6 +1,6 @@
 """`python -m gradkernels bench --torch-ops`: gradkernels.torch against plain PyTorch on the same
 tensors. Large cells time forward + backward (the loss's or activation's backward into its input;
-the activations' from an upstream gradient of ones), and the losses' forward under
+the activations' from a dense upstream gradient, as the layer after one sends it), and the losses' forward under
 torch.no_grad() (evaluation, where ours computes the loss alone); the fused linear + cross-entropy
 also reports its peak extra memory; tiny cells time one forward call, to show what the PyTorch
 layer costs over our NumPy API: with no input requiring a gradient, and with one (recorded for
@@ -40,16 +40,18 @@ def _inputs(torch, name, shape, generator):
 
 
 def _forward_backward(fn, inputs):
-    """fn(*inputs) and its backward into the float inputs of its first arguments (all but targets)."""
+    """fn(*inputs) and its backward into the float inputs of its first arguments (all but targets).
+    An activation's upstream gradient is a dense tensor made once, as a following layer's backward
+    sends it (not the stride-0 expansion of a .sum()'s, which our NumPy API would copy first)."""
     differentiable = inputs[:3] if len(inputs) == 4 else inputs[:1]
     leaves = [t.clone().requires_grad_() for t in differentiable]
     rest = inputs[len(leaves):]
+    upstream = inputs[0].new_ones(inputs[0].shape) if len(inputs) == 1 else None
 
     def call():
         for leaf in leaves:
             leaf.grad = None
-        out = fn(*leaves, *rest)
-        (out if out.dim() == 0 else out.sum()).backward()
+        fn(*leaves, *rest).backward(upstream)
 
     return call
 

@@ -35,7 +35,7 @@ _FLOATS = (torch.float32, torch.float64)
 def _tensor(name: str, value, *, floating=True) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.device.type != "cpu":
+    if not value.is_cpu:
         raise ValueError(f"{name} is on {value.device}: gradkernels.torch takes CPU tensors only")
     if floating and value.dtype not in _FLOATS:
         raise TypeError(f"{name} must be float32 or float64, got {value.dtype}")
@@ -100,9 +100,14 @@ _LIBRARY = torch.library.Library("gradkernels", "DEF")
 
 
 def _plain(args) -> bool:
-    """Whether an operator's arguments are eager tensors (not the subclasses tracing uses)."""
-    return not torch.compiler.is_compiling() and all(
-        type(a) is torch.Tensor for a in args if isinstance(a, torch.Tensor))
+    """Whether an operator's arguments are eager tensors (not the subclasses tracing uses). A loop,
+    not all() over a generator: ~0.3 against ~1 us a call."""
+    if torch.compiler.is_compiling():
+        return False
+    for a in args:
+        if isinstance(a, torch.Tensor) and type(a) is not torch.Tensor:
+            return False
+    return True
 
 
 def _operator(name: str, schema: str, impl, fake, autograd=None):
@@ -136,9 +141,15 @@ def _operator(name: str, schema: str, impl, fake, autograd=None):
                                                        "backward": staticmethod(backward)})
 
     def call(*args):
-        if not _plain(args):
+        if torch.compiler.is_compiling():
             return op(*args)
-        if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        requires_grad = False
+        for a in args:  # _plain's test and autograd's in one loop
+            if isinstance(a, torch.Tensor):
+                if type(a) is not torch.Tensor:
+                    return op(*args)
+                requires_grad = requires_grad or a.requires_grad
+        if requires_grad and torch.is_grad_enabled():
             return recorded.apply(*args)
         return impl(*args)
 
