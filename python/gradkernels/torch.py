@@ -266,27 +266,32 @@ _scale = _operator("scale", "(Tensor gradient, Tensor scale) -> Tensor", _scale_
                    lambda gradient, scale: gradient.new_empty(gradient.shape))
 
 
-def _fused_loss(name: str, schema: str, impl, fake, *, reduction_at: int, rows=False, target_gradient=False):
+def _fused_loss(name: str, schema: str, impl, fake, *, reduction_at: int, rows=False, target_gradient=None):
     """A loss operator returning (loss, gradient), and its autograd formula: the kept gradient times
     the upstream one. `reduction_at`: the index of the reduction among the operator's inputs;
     `rows`: a "none" reduction has a loss per row (the last dimension is the classes);
-    `target_gradient`: the second input's gradient is minus the first's (the squared error)."""
+    `target_gradient`, for a loss differentiable in its second input too: (the input tensors its
+    formula needs, from the inputs; the formula, of those, the options from the reduction on, the
+    kept gradient and the upstream gradient)."""
 
     def setup_context(ctx, inputs, output):
         ctx.mark_non_differentiable(output[1])
         ctx.set_materialize_grads(False)  # else the gradient output's own gradient arrives as zeros
-        ctx.save_for_backward(output[1])
-        ctx.per_row = rows and inputs[reduction_at] == "none"
+        ctx.second = target_gradient is not None and inputs[1].requires_grad
+        ctx.save_for_backward(output[1], *(target_gradient[0](inputs) if ctx.second else ()))
+        ctx.options = inputs[reduction_at:]
+        ctx.per_row = rows and ctx.options[0] == "none"
         ctx.inputs = len(inputs)
 
     def formula(ctx, grad_loss, _):
         _no_second_derivatives(name)
         if grad_loss is None:  # the loss does not reach what is differentiated
             return (None,) * ctx.inputs
-        (gradient,) = ctx.saved_tensors
+        gradient, *saved = ctx.saved_tensors
         scale = grad_loss.unsqueeze(-1) if ctx.per_row else grad_loss
-        grad = _scale(gradient, scale)
-        other = _scale(gradient, -scale) if target_gradient and ctx.needs_input_grad[1] else None
+        grad = _scale(gradient, scale) if ctx.needs_input_grad[0] else None
+        other = (target_gradient[1](saved, ctx.options, gradient, scale) if ctx.second and ctx.needs_input_grad[1]
+                 else None)
         return (grad, other) + (None,) * (ctx.inputs - 2)
 
     return _operator(name, schema, impl, fake, (setup_context, formula))
@@ -304,31 +309,43 @@ def _cross_entropy_fake(logits, target, weight, ignore_index, reduction, label_s
             logits.new_empty(logits.shape) if with_grad else _nothing(logits))
 
 
+def _probability_target_gradient(saved, options, gradient, scale):
+    """d loss / d q_j = -(1 - eps) w_j log p_j of class-probability targets q (the smoothed target
+    is (1 - eps) q + eps / C), times the mean's 1 / rows and the upstream gradient."""
+    logits, weight = saved
+    reduction, label_smoothing, _, backend = options
+    factor = scale * -(1.0 - label_smoothing)
+    if reduction == "mean":
+        factor = factor / max(1, logits.numel() // logits.shape[-1])
+    return _scale(_log_softmax(logits, backend), factor if weight is None else factor * weight)
+
+
 _cross_entropy = _fused_loss(
     "cross_entropy",
     "(Tensor logits, Tensor target, Tensor? weight, int ignore_index, str reduction, float label_smoothing, "
     "bool with_grad, str backend) -> (Tensor, Tensor)",
-    _cross_entropy_impl, _cross_entropy_fake, reduction_at=4, rows=True)
+    _cross_entropy_impl, _cross_entropy_fake, reduction_at=4, rows=True,
+    target_gradient=(lambda inputs: (inputs[0], inputs[2]), _probability_target_gradient))
 
 
 def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,
                   backend=None):
     """F.cross_entropy with the classes along the last dimension: logits (..., C), target integer
-    classes (...) or class probabilities (..., C), per-class `weight` (C,). (F.cross_entropy takes
-    the classes along dimension 1: the two agree on (N, C) logits.)"""
+    classes (...) or class probabilities (..., C) (differentiable, as in PyTorch), per-class
+    `weight` (C,). (F.cross_entropy takes the classes along dimension 1: the two agree on (N, C)
+    logits.)"""
     _tensor("logits", logits)
     _tensor("target", target, floating=False)
     if weight is not None:
         _tensor("weight", weight)
     if target.dtype.is_floating_point and ignore_index != -100:
         raise ValueError(f"ignore_index ({ignore_index}) applies to integer class targets, not to class probabilities")
-    _refuse_target_gradient("cross_entropy", "target", target)
     _refuse_target_gradient("cross_entropy", "weight", weight)
     return _cross_entropy(logits, target, weight, int(ignore_index), _reduction(reduction), float(label_smoothing),
                           _needed(logits), _backend(backend))[0]
 
 
-def _elementwise_loss(op_name: str, name: str, target_gradient: bool):
+def _elementwise_loss(op_name: str, name: str, target_gradient):
     def impl(pred, target, reduction, with_grad, backend):
         loss, grad = getattr(_ops(backend), op_name)(_array(pred), _array(target), reduction=reduction,
                                                      with_grad=with_grad)
@@ -343,8 +360,9 @@ def _elementwise_loss(op_name: str, name: str, target_gradient: bool):
 
 
 _binary_cross_entropy_with_logits = _elementwise_loss(
-    "sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", target_gradient=False)
-_mse_loss = _elementwise_loss("mse", "mse_loss", target_gradient=True)
+    "sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", target_gradient=None)
+_mse_loss = _elementwise_loss("mse", "mse_loss", target_gradient=(
+    lambda inputs: (), lambda saved, options, gradient, scale: _scale(gradient, -scale)))
 
 
 def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", backend=None):
