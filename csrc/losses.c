@@ -14,7 +14,7 @@
 
 /* Writes the gradient row (dz NULL: none) and returns the row's loss, with q = (1 - eps) onehot + eps / C:
  * loss = sum_j w_j q_j (lse - s_j), dz_j = ((sum_k w_k q_k) p_j - w_j q_j) grad_scale. Without dz the
- * sum of the exponentials adds the same terms in the same order, so the loss is the same to the bit. */
+ * sum of the exponentials adds the same terms in the same lane blocks as with it. */
 GK_INLINE double S(cross_entropy_row)(T *dz, const T *z, int64_t label, const T *weight, double weight_sum,
                                       int64_t classes, double smoothing, double grad_scale)
 {
