@@ -369,7 +369,7 @@ def test_denominator_checks(bk):
 
 
 def _loss_cases(rng, dtype):
-    """(name, op, args, kwargs) of the fused losses over the paths their kernels take: few classes
+    """(name, args, kwargs) of the fused losses over the paths their kernels take: few classes
     (rows as lanes) and many, labels and probabilities, weights and smoothing, every reduction, NaN,
     a masked class, extreme logits, no rows; elementwise over layouts and their chunks."""
     for classes in (5, 40):
@@ -380,7 +380,7 @@ def _loss_cases(rng, dtype):
             yield ("softmax_cross_entropy", (z, targets),
                    dict(reduction=reduction, label_smoothing=smoothing, weight=w))
     yield "softmax_cross_entropy", (np.zeros((0, 3), dtype), np.zeros(0, np.int64)), dict(reduction="sum")
-    n = 3 * 4096 + 5  # more than one chunk of the elementwise kernels
+    n = 2 * 16384 + 5  # more than one of the elementwise kernels' 16,384-element chunks
     z = (3 * rng.standard_normal(n)).astype(dtype)
     z[7] = np.nan
     t = rng.uniform(0, 1, n).astype(dtype)

@@ -1,10 +1,10 @@
 """`python -m gradkernels bench --torch-ops`: gradkernels.torch against plain PyTorch on the same
 tensors. Large cells time forward + backward (the loss's or activation's backward into its input;
-the activations' from a dense upstream gradient, as the layer after one sends it), and the losses' forward under
-torch.no_grad() (evaluation, where ours computes the loss alone); the fused linear + cross-entropy
-also reports its peak extra memory; tiny cells time one forward call, to show what the PyTorch
-layer costs over our NumPy API: with no input requiring a gradient, and with one (recorded for
-autograd). Timing as in `bench` (round-robin medians, `_bench._round_robin`)."""
+the activations' from a dense upstream gradient, as the next layer sends it), and the losses'
+forward under torch.no_grad() (evaluation, where ours computes the loss alone); the fused linear
++ cross-entropy also reports its peak extra memory; tiny cells time one forward call, to show
+what the PyTorch layer costs over our NumPy API: with no input requiring a gradient, and with
+one (recorded for autograd). Timing as in `bench` (round-robin medians, `_bench._round_robin`)."""
 
 import numpy as np
 
