@@ -246,7 +246,7 @@ def _needed(*inputs) -> bool:
 
 
 def _refuse_target_gradient(name: str, argument: str, t) -> None:
-    if t is not None and t.requires_grad and torch.is_grad_enabled():
+    if _needed(t):
         raise ValueError(
             f"gradkernels.torch.{name} computes no gradient with respect to {argument}, which requires "
             f"one: pass {argument}.detach()"
