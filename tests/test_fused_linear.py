@@ -198,6 +198,8 @@ def test_linear_cross_entropy_with_grad_false_is_the_loss_alone(bk, dtype, rng, 
         want = bk.linear_cross_entropy(x, w, bias, labels, chunk_size=chunk_size, **options)
         assert_close(got[0], want[0], dtype, error=linear_cross_entropy_error(x, w, bias, labels, dtype, **options)[0])
     assert bk.linear_cross_entropy(x[:0], w, b, labels[:0], reduction="sum", with_grad=False) == (0, None, None, None)
+    with pytest.raises(TypeError, match="with_grad must be a bool, got int"):
+        bk.linear_cross_entropy(x, w, b, labels, with_grad=0)
 
 
 def test_linear_cross_entropy_default_chunk_follows_the_memory_budget(bk, monkeypatch, rng):
