@@ -3,9 +3,10 @@
  * each element is read before it is written. Results do not depend on how the loop is split. */
 #ifdef T
 
-int GK_KERNEL(gk_relu_forward)(T *y, const T *x, int64_t n, int threads)
+int GK_KERNEL(gk_relu_forward)(T *y, const T *x, int64_t n, int threads, int64_t parallel_scale)
 {
-    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, y[i] = x[i] <= 0 ? (T)0 : x[i]; /* NaN stays NaN */);
+    GK_FOR_SIMD(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), i, n,
+                y[i] = x[i] <= 0 ? (T)0 : x[i]; /* NaN stays NaN */);
     return GK_OK;
 }
 
@@ -15,10 +16,10 @@ int GK_KERNEL(gk_relu_forward)(T *y, const T *x, int64_t n, int threads)
  * 8 of those bytes, read as one 64-bit word, become a mask byte by one multiply (GK_GATHER_BITS).
  * A reduction of 8 comparisons per mask byte stayed scalar on the SSE2 baseline, which GCC found
  * unprofitable to vectorize (1.8x the AVX2 variant's time there). */
-int GK_KERNEL(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t n, int threads)
+int GK_KERNEL(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t n, int threads, int64_t parallel_scale)
 {
     int64_t bytes = n / 8, blocks = (bytes + GK_MASK_BLOCK - 1) / GK_MASK_BLOCK;
-    GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), b, blocks, {
+    GK_FOR(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), b, blocks, {
         int64_t first = b * GK_MASK_BLOCK, count = GK_MIN(GK_MASK_BLOCK, bytes - first);
         const T *in = x + 8 * first;
         T *out = y + 8 * first;
@@ -47,9 +48,9 @@ int GK_KERNEL(gk_relu_forward_mask)(T *y, uint8_t *mask, const T *x, int64_t n, 
     return GK_OK;
 }
 
-int GK_KERNEL(gk_relu_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
+int GK_KERNEL(gk_relu_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads, int64_t parallel_scale)
 {
-    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, {
+    GK_FOR_SIMD(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), i, n, {
         T g = dy[i]; /* read unconditionally, so that the choice is a select */
         dx[i] = y[i] > 0 ? g : (T)0;
     });
@@ -72,10 +73,11 @@ static const TU S(mask_lanes)[256][8] = {ROWS64(0), ROWS64(64), ROWS64(128), ROW
 #undef ROWS16
 #undef ROWS64
 
-int GK_KERNEL(gk_relu_backward_mask)(T *dx, const T *dy, const uint8_t *mask, int64_t n, int threads)
+int GK_KERNEL(gk_relu_backward_mask)(T *dx, const T *dy, const uint8_t *mask, int64_t n, int threads,
+                                     int64_t parallel_scale)
 {
     int64_t bytes = n / 8;
-    GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), j, bytes, {
+    GK_FOR(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), j, bytes, {
         const TU *lanes = S(mask_lanes)[mask[j]];
         GK_OMP(simd)
         for (int k = 0; k < 8; k++)
@@ -86,42 +88,48 @@ int GK_KERNEL(gk_relu_backward_mask)(T *dx, const T *dy, const uint8_t *mask, in
     return GK_OK;
 }
 
-int GK_KERNEL(gk_leaky_relu_forward)(T *y, const T *x, int64_t n, double negative_slope, int threads)
+int GK_KERNEL(gk_leaky_relu_forward)(T *y, const T *x, int64_t n, double negative_slope, int threads,
+                                     int64_t parallel_scale)
 {
     T a = (T)negative_slope;
-    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, y[i] = x[i] > 0 ? x[i] : a * x[i];);
+    GK_FOR_SIMD(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), i, n,
+                y[i] = x[i] > 0 ? x[i] : a * x[i];);
     return GK_OK;
 }
 
 int GK_KERNEL(gk_leaky_relu_backward)(T *dx, const T *dy, const T *x, int64_t n, double negative_slope,
-                                      int threads)
+                                      int threads, int64_t parallel_scale)
 {
     T a = (T)negative_slope;
-    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, dx[i] = x[i] > 0 ? dy[i] : a * dy[i];);
+    GK_FOR_SIMD(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), i, n,
+                dx[i] = x[i] > 0 ? dy[i] : a * dy[i];);
     return GK_OK;
 }
 
-int GK_KERNEL(gk_sigmoid_forward)(T *y, const T *x, int64_t n, int threads)
+int GK_KERNEL(gk_sigmoid_forward)(T *y, const T *x, int64_t n, int threads, int64_t parallel_scale)
 {
-    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL), i, n, y[i] = S(gk_sigmoid)(x[i]););
+    GK_FOR_SIMD(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_TRANSCENDENTAL), i, n,
+                y[i] = S(gk_sigmoid)(x[i]););
     return GK_OK;
 }
 
-int GK_KERNEL(gk_sigmoid_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
+int GK_KERNEL(gk_sigmoid_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads, int64_t parallel_scale)
 {
-    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n, dx[i] = dy[i] * (y[i] * ((T)1 - y[i])););
+    GK_FOR_SIMD(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), i, n,
+                dx[i] = dy[i] * (y[i] * ((T)1 - y[i])););
     return GK_OK;
 }
 
-int GK_KERNEL(gk_tanh_forward)(T *y, const T *x, int64_t n, int threads)
+int GK_KERNEL(gk_tanh_forward)(T *y, const T *x, int64_t n, int threads, int64_t parallel_scale)
 {
-    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL), i, n, y[i] = S(gk_tanh)(x[i]););
+    GK_FOR_SIMD(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_TRANSCENDENTAL), i, n,
+                y[i] = S(gk_tanh)(x[i]););
     return GK_OK;
 }
 
-int GK_KERNEL(gk_tanh_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads)
+int GK_KERNEL(gk_tanh_backward)(T *dx, const T *dy, const T *y, int64_t n, int threads, int64_t parallel_scale)
 {
-    GK_FOR_SIMD(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), i, n,
+    GK_FOR_SIMD(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), i, n,
                 dx[i] = dy[i] * (((T)1 - y[i]) * ((T)1 + y[i])); /* not 1 - y^2: exact near |y| = 1 */);
     return GK_OK;
 }

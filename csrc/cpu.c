@@ -1,13 +1,5 @@
-/* What this build and the processor it runs on can do: runtime CPU features, OpenMP; and the one
- * setting every kernel variant reads, the scale of the parallel thresholds. */
+/* What this build and the processor it runs on can do: runtime CPU features, OpenMP. */
 #include "gradkernels.h"
-
-int64_t gk_parallel_scale = 1;
-
-void gk_set_parallel_scale(int64_t scale)
-{
-    gk_parallel_scale = scale;
-}
 
 uint32_t gk_cpu_features(void)
 {

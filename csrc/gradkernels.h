@@ -34,10 +34,6 @@ int gk_cpu_level(void);
 /* Whether this build runs kernels on several threads (it was compiled with OpenMP). */
 int gk_openmp(void);
 
-/* The factor on every kernel's parallel threshold (internal.h): 1 unless set. Set once, before any
- * kernel runs; the Python package sets it from how libgomp's idle threads wait. */
-void gk_set_parallel_scale(int64_t scale);
-
 /* What every kernel returns. */
 enum gk_status {
     GK_OK = 0,
@@ -49,48 +45,60 @@ enum gk_status {
 /* The kernels. Every one comes as _f32 (float) and _f64 (double), and each of those once per ISA
  * variant of the build, whose name it carries as a further suffix (gk_relu_forward_f32_avx2; the
  * cffi cdef declares each variant, see csrc/build_cffi.py). Every kernel takes its outputs first,
- * then its inputs, then sizes, then scalar options, then `threads`, the most threads it may use (the
- * small ones run on one). Arrays are contiguous; sizes are positive element counts; an output may
- * be the very array of an input of the same shape, never a partial overlap of one. Formulas:
- * the Python package's gradkernels.reference. */
+ * then its inputs, then sizes, then scalar options, then `threads`, the most threads it may use, and
+ * `parallel_scale`, the factor (at least 1) on the sizes below which it runs on one thread (the
+ * sizes measured with the pool's threads asleep; a larger factor where its threads would compete
+ * with BLAS's). Arrays are contiguous; sizes are positive element counts; an output may be the
+ * very array of an input of the same shape, never a partial overlap of one. Formulas: the Python
+ * package's gradkernels.reference. */
 
 /* Elementwise activations over n elements (activations.c). mask: ceil(n / 8) bytes, bit k of
  * byte j for element 8j + k (np.packbits(x > 0, bitorder="little")). */
-int gk_relu_forward_f32(float *y, const float *x, int64_t n, int threads);
-int gk_relu_forward_f64(double *y, const double *x, int64_t n, int threads);
-int gk_relu_forward_mask_f32(float *y, uint8_t *mask, const float *x, int64_t n, int threads);
-int gk_relu_forward_mask_f64(double *y, uint8_t *mask, const double *x, int64_t n, int threads);
-int gk_relu_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads);
-int gk_relu_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads);
-int gk_relu_backward_mask_f32(float *dx, const float *dy, const uint8_t *mask, int64_t n, int threads);
-int gk_relu_backward_mask_f64(double *dx, const double *dy, const uint8_t *mask, int64_t n, int threads);
-int gk_leaky_relu_forward_f32(float *y, const float *x, int64_t n, double negative_slope, int threads);
-int gk_leaky_relu_forward_f64(double *y, const double *x, int64_t n, double negative_slope, int threads);
+int gk_relu_forward_f32(float *y, const float *x, int64_t n, int threads, int64_t parallel_scale);
+int gk_relu_forward_f64(double *y, const double *x, int64_t n, int threads, int64_t parallel_scale);
+int gk_relu_forward_mask_f32(float *y, uint8_t *mask, const float *x, int64_t n, int threads, int64_t parallel_scale);
+int gk_relu_forward_mask_f64(double *y, uint8_t *mask, const double *x, int64_t n, int threads, int64_t parallel_scale);
+int gk_relu_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads, int64_t parallel_scale);
+int gk_relu_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads, int64_t parallel_scale);
+int gk_relu_backward_mask_f32(float *dx, const float *dy, const uint8_t *mask, int64_t n, int threads,
+                              int64_t parallel_scale);
+int gk_relu_backward_mask_f64(double *dx, const double *dy, const uint8_t *mask, int64_t n, int threads,
+                              int64_t parallel_scale);
+int gk_leaky_relu_forward_f32(float *y, const float *x, int64_t n, double negative_slope, int threads,
+                              int64_t parallel_scale);
+int gk_leaky_relu_forward_f64(double *y, const double *x, int64_t n, double negative_slope, int threads,
+                              int64_t parallel_scale);
 int gk_leaky_relu_backward_f32(float *dx, const float *dy, const float *x, int64_t n, double negative_slope,
-                               int threads);
+                               int threads, int64_t parallel_scale);
 int gk_leaky_relu_backward_f64(double *dx, const double *dy, const double *x, int64_t n, double negative_slope,
-                               int threads);
-int gk_sigmoid_forward_f32(float *y, const float *x, int64_t n, int threads);
-int gk_sigmoid_forward_f64(double *y, const double *x, int64_t n, int threads);
-int gk_sigmoid_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads);
-int gk_sigmoid_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads);
-int gk_tanh_forward_f32(float *y, const float *x, int64_t n, int threads);
-int gk_tanh_forward_f64(double *y, const double *x, int64_t n, int threads);
-int gk_tanh_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads);
-int gk_tanh_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads);
+                               int threads, int64_t parallel_scale);
+int gk_sigmoid_forward_f32(float *y, const float *x, int64_t n, int threads, int64_t parallel_scale);
+int gk_sigmoid_forward_f64(double *y, const double *x, int64_t n, int threads, int64_t parallel_scale);
+int gk_sigmoid_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads, int64_t parallel_scale);
+int gk_sigmoid_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads,
+                            int64_t parallel_scale);
+int gk_tanh_forward_f32(float *y, const float *x, int64_t n, int threads, int64_t parallel_scale);
+int gk_tanh_forward_f64(double *y, const double *x, int64_t n, int threads, int64_t parallel_scale);
+int gk_tanh_backward_f32(float *dx, const float *dy, const float *y, int64_t n, int threads, int64_t parallel_scale);
+int gk_tanh_backward_f64(double *dx, const double *dy, const double *y, int64_t n, int threads, int64_t parallel_scale);
 
 /* Softmax family along the rows of C-ordered (rows, classes) arrays (softmax.c). */
-int gk_softmax_forward_f32(float *p, const float *z, int64_t rows, int64_t classes, int threads);
-int gk_softmax_forward_f64(double *p, const double *z, int64_t rows, int64_t classes, int threads);
-int gk_softmax_backward_f32(float *dz, const float *dp, const float *p, int64_t rows, int64_t classes, int threads);
+int gk_softmax_forward_f32(float *p, const float *z, int64_t rows, int64_t classes, int threads,
+                           int64_t parallel_scale);
+int gk_softmax_forward_f64(double *p, const double *z, int64_t rows, int64_t classes, int threads,
+                           int64_t parallel_scale);
+int gk_softmax_backward_f32(float *dz, const float *dp, const float *p, int64_t rows, int64_t classes, int threads,
+                            int64_t parallel_scale);
 int gk_softmax_backward_f64(double *dz, const double *dp, const double *p, int64_t rows, int64_t classes,
-                            int threads);
-int gk_log_softmax_forward_f32(float *logp, const float *z, int64_t rows, int64_t classes, int threads);
-int gk_log_softmax_forward_f64(double *logp, const double *z, int64_t rows, int64_t classes, int threads);
+                            int threads, int64_t parallel_scale);
+int gk_log_softmax_forward_f32(float *logp, const float *z, int64_t rows, int64_t classes, int threads,
+                               int64_t parallel_scale);
+int gk_log_softmax_forward_f64(double *logp, const double *z, int64_t rows, int64_t classes, int threads,
+                               int64_t parallel_scale);
 int gk_log_softmax_backward_f32(float *dz, const float *dlogp, const float *logp, int64_t rows, int64_t classes,
-                                int threads);
+                                int threads, int64_t parallel_scale);
 int gk_log_softmax_backward_f64(double *dz, const double *dlogp, const double *logp, int64_t rows,
-                                int64_t classes, int threads);
+                                int64_t classes, int threads, int64_t parallel_scale);
 
 /* Fused losses (losses.c): the gradient times grad_scale, the unreduced losses and their float64
  * sum. Cross-entropy takes (rows, classes) logits, one int64 label per row (or class probabilities
@@ -99,24 +107,27 @@ int gk_log_softmax_backward_f64(double *dz, const double *dlogp, const double *l
  * gradient asks for the losses alone (the same losses). */
 int gk_softmax_cross_entropy_f32(float *dz, float *losses, double *loss_sum, const float *z, const int64_t *labels,
                                  const float *weight, int64_t rows, int64_t classes, int64_t ignore_index,
-                                 double label_smoothing, double grad_scale, int threads);
+                                 double label_smoothing, double grad_scale, int threads, int64_t parallel_scale);
 int gk_softmax_cross_entropy_f64(double *dz, double *losses, double *loss_sum, const double *z,
                                  const int64_t *labels, const double *weight, int64_t rows, int64_t classes,
-                                 int64_t ignore_index, double label_smoothing, double grad_scale, int threads);
+                                 int64_t ignore_index, double label_smoothing, double grad_scale, int threads,
+                                 int64_t parallel_scale);
 int gk_softmax_cross_entropy_soft_f32(float *dz, float *losses, double *loss_sum, const float *z,
                                       const float *targets, const float *weight, int64_t rows, int64_t classes,
-                                      double label_smoothing, double grad_scale, int threads);
+                                      double label_smoothing, double grad_scale, int threads, int64_t parallel_scale);
 int gk_softmax_cross_entropy_soft_f64(double *dz, double *losses, double *loss_sum, const double *z,
                                       const double *targets, const double *weight, int64_t rows, int64_t classes,
-                                      double label_smoothing, double grad_scale, int threads);
+                                      double label_smoothing, double grad_scale, int threads, int64_t parallel_scale);
 int gk_sigmoid_binary_cross_entropy_f32(float *dz, float *losses, double *loss_sum, const float *z,
-                                        const float *targets, int64_t n, double grad_scale, int threads);
+                                        const float *targets, int64_t n, double grad_scale, int threads,
+                                        int64_t parallel_scale);
 int gk_sigmoid_binary_cross_entropy_f64(double *dz, double *losses, double *loss_sum, const double *z,
-                                        const double *targets, int64_t n, double grad_scale, int threads);
+                                        const double *targets, int64_t n, double grad_scale, int threads,
+                                        int64_t parallel_scale);
 int gk_mse_f32(float *dpred, float *losses, double *loss_sum, const float *pred, const float *target, int64_t n,
-               double grad_scale, int threads);
+               double grad_scale, int threads, int64_t parallel_scale);
 int gk_mse_f64(double *dpred, double *losses, double *loss_sum, const double *pred, const double *target,
-               int64_t n, double grad_scale, int threads);
+               int64_t n, double grad_scale, int threads, int64_t parallel_scale);
 
 /* The linear layers' passes around the GEMMs (linear.c), serial. gk_bias_gradient: db = the sums
  * over the rows of a C-ordered (rows, cols) dy; with relu_output (linear_relu's output, same

@@ -25,17 +25,15 @@
  * loops they mark run serially; the simd ones still apply (-fopenmp-simd). */
 #define GK_OMP(directive) _Pragma(GK_STRINGIFY(omp directive))
 
-/* Below these sizes, times gk_parallel_scale, a parallel region costs more than it saves where
- * kernels run in training: between two GEMMs. With a short libgomp spin the pool's threads are
- * asleep by then and waking one costs ~100 us on a VM; measured so on a 2-core Zen 3, serial
- * against 2 threads: sigmoid 0.70x at 2^17 elements, 1.26x at 2^18; relu_backward 0.96x at 2^20,
- * 1.29x at 2^21 (cheap elementwise ops, and ops that evaluate an exponential per element). With
- * libgomp's default spin, the scale is larger (gradkernels._threads). The Numba backend uses the
- * same crossovers. */
+/* Below these sizes, times the kernel's `parallel_scale` argument, a parallel region costs more
+ * than it saves where kernels run in training: between two GEMMs. With a short libgomp spin the
+ * pool's threads are asleep by then and waking one costs ~100 us on a VM; measured so on a 2-core
+ * Zen 3, serial against 2 threads: sigmoid 0.70x at 2^17 elements, 1.26x at 2^18; relu_backward
+ * 0.96x at 2^20, 1.29x at 2^21 (cheap elementwise ops, and ops that evaluate an exponential per
+ * element). The Python package chooses the scale per call (gradkernels._threads). The Numba
+ * backend uses the same crossovers. */
 #define GK_PARALLEL_MIN_ELEMENTS ((int64_t)1 << 21)
 #define GK_PARALLEL_MIN_TRANSCENDENTAL ((int64_t)1 << 18)
-
-extern int64_t gk_parallel_scale; /* cpu.c */
 
 /* Elements per task of the kernels that sum (the elementwise losses): fixed, so the per-chunk
  * partial sums, added in chunk order, are the same for every thread count. */
@@ -48,16 +46,16 @@ extern int64_t gk_parallel_scale; /* cpu.c */
 
 #define GK_MIN(a, b) ((a) < (b) ? (a) : (b))
 
-/* Whether a loop of n elements with this threshold should use `threads` threads. */
-static inline int gk_parallel(int64_t n, int threads, int64_t threshold)
+/* Whether a loop of n elements with this threshold, times `scale`, should use `threads` threads. */
+static inline int gk_parallel(int64_t n, int threads, int64_t scale, int64_t threshold)
 {
-    return threads > 1 && n >= threshold * gk_parallel_scale;
+    return threads > 1 && n >= threshold * scale;
 }
 
 /* Whether a row kernel (an exponential per element) should split its rows over `threads` threads. */
-static inline int gk_parallel_rows(int64_t rows, int64_t classes, int threads)
+static inline int gk_parallel_rows(int64_t rows, int64_t classes, int threads, int64_t scale)
 {
-    return rows > 1 && gk_parallel(rows * classes, threads, GK_PARALLEL_MIN_TRANSCENDENTAL);
+    return rows > 1 && gk_parallel(rows * classes, threads, scale, GK_PARALLEL_MIN_TRANSCENDENTAL);
 }
 
 /* `for (int64_t i = 0; i < n; i++) body` on `threads` threads (static schedule) when `in_parallel` is

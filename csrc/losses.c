@@ -146,7 +146,7 @@ GK_INLINE double S(row_losses_total)(const T *losses, int64_t rows)
 
 int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, double *loss_sum, const T *z, const int64_t *labels,
                                         const T *weight, int64_t rows, int64_t classes, int64_t ignore_index,
-                                        double smoothing, double grad_scale, int threads)
+                                        double smoothing, double grad_scale, int threads, int64_t parallel_scale)
 {
     for (int64_t r = 0; r < rows; r++)
         if (labels[r] != ignore_index && (labels[r] < 0 || labels[r] >= classes))
@@ -154,13 +154,13 @@ int GK_KERNEL(gk_softmax_cross_entropy)(T *dz, T *losses, double *loss_sum, cons
     double weight_sum = S(gk_total)(weight, classes);
     if (classes <= GK_FEW_CLASSES) {
         int64_t batches = (rows + GK_BATCH - 1) / GK_BATCH;
-        GK_FOR(gk_parallel_rows(rows, classes, threads), k, batches,
+        GK_FOR(gk_parallel_rows(rows, classes, threads, parallel_scale), k, batches,
                S(cross_entropy_batch)(dz, losses, z, labels, weight, k * GK_BATCH, GK_MIN(GK_BATCH, rows - k * GK_BATCH),
                                       classes, ignore_index, smoothing, grad_scale, weight_sum););
         *loss_sum = S(row_losses_total)(losses, rows);
         return GK_OK;
     }
-    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows, {
+    GK_FOR(gk_parallel_rows(rows, classes, threads, parallel_scale), r, rows, {
         T *dz_row = dz ? dz + r * classes : NULL;
         if (labels[r] == ignore_index) {
             if (dz_row)
@@ -210,9 +210,9 @@ GK_INLINE double S(soft_cross_entropy_row)(T *dz, const T *z, const T *q, const 
 
 int GK_KERNEL(gk_softmax_cross_entropy_soft)(T *dz, T *losses, double *loss_sum, const T *z, const T *targets,
                                              const T *weight, int64_t rows, int64_t classes, double smoothing,
-                                             double grad_scale, int threads)
+                                             double grad_scale, int threads, int64_t parallel_scale)
 {
-    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows,
+    GK_FOR(gk_parallel_rows(rows, classes, threads, parallel_scale), r, rows,
            losses[r] = (T)S(soft_cross_entropy_row)(dz ? dz + r * classes : NULL, z + r * classes,
                                                     targets + r * classes, weight, classes, smoothing, grad_scale););
     *loss_sum = S(row_losses_total)(losses, rows);
@@ -317,12 +317,12 @@ GK_INLINE double S(mse_chunk)(T *dpred, T *losses, const T *pred, const T *targe
 
 /* losses may be NULL (a reduced loss needs only the sum), and dz (the loss alone). */
 int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_sum, const T *z, const T *targets,
-                                               int64_t n, double grad_scale, int threads)
+                                               int64_t n, double grad_scale, int threads, int64_t parallel_scale)
 {
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_TRANSCENDENTAL), c, gk_chunks(n), {
+    GK_FOR(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_TRANSCENDENTAL), c, gk_chunks(n), {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(bce_chunk)(dz ? dz + s : NULL, losses ? losses + s : NULL, z + s, targets + s,
                                   GK_MIN(n - s, GK_CHUNK), (T)grad_scale);
@@ -332,12 +332,12 @@ int GK_KERNEL(gk_sigmoid_binary_cross_entropy)(T *dz, T *losses, double *loss_su
 }
 
 int GK_KERNEL(gk_mse)(T *dpred, T *losses, double *loss_sum, const T *pred, const T *target, int64_t n,
-                      double grad_scale, int threads)
+                      double grad_scale, int threads, int64_t parallel_scale)
 {
     double *partial = malloc((size_t)gk_chunks(n) * sizeof *partial);
     if (!partial)
         return GK_NO_MEMORY;
-    GK_FOR(gk_parallel(n, threads, GK_PARALLEL_MIN_ELEMENTS), c, gk_chunks(n), {
+    GK_FOR(gk_parallel(n, threads, parallel_scale, GK_PARALLEL_MIN_ELEMENTS), c, gk_chunks(n), {
         int64_t s = c * GK_CHUNK;
         partial[c] = S(mse_chunk)(dpred ? dpred + s : NULL, losses ? losses + s : NULL, pred + s, target + s,
                                   GK_MIN(n - s, GK_CHUNK), (T)grad_scale);

@@ -17,9 +17,10 @@ GK_INLINE void S(softmax_row)(T *p, const T *z, int64_t n)
         p[j] *= inverse;
 }
 
-int GK_KERNEL(gk_softmax_forward)(T *p, const T *z, int64_t rows, int64_t classes, int threads)
+int GK_KERNEL(gk_softmax_forward)(T *p, const T *z, int64_t rows, int64_t classes, int threads, int64_t parallel_scale)
 {
-    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows, S(softmax_row)(p + r * classes, z + r * classes, classes););
+    GK_FOR(gk_parallel_rows(rows, classes, threads, parallel_scale), r, rows,
+           S(softmax_row)(p + r * classes, z + r * classes, classes););
     return GK_OK;
 }
 
@@ -32,9 +33,10 @@ GK_INLINE void S(softmax_grad_row)(T *dz, const T *dp, const T *p, int64_t n)
         dz[j] = p[j] * (dp[j] - d);
 }
 
-int GK_KERNEL(gk_softmax_backward)(T *dz, const T *dp, const T *p, int64_t rows, int64_t classes, int threads)
+int GK_KERNEL(gk_softmax_backward)(T *dz, const T *dp, const T *p, int64_t rows, int64_t classes, int threads,
+                                   int64_t parallel_scale)
 {
-    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows,
+    GK_FOR(gk_parallel_rows(rows, classes, threads, parallel_scale), r, rows,
            S(softmax_grad_row)(dz + r * classes, dp + r * classes, p + r * classes, classes););
     return GK_OK;
 }
@@ -48,9 +50,11 @@ GK_INLINE void S(log_softmax_row)(T *logp, const T *z, int64_t n)
         logp[j] = (z[j] - m) - log_total;
 }
 
-int GK_KERNEL(gk_log_softmax_forward)(T *logp, const T *z, int64_t rows, int64_t classes, int threads)
+int GK_KERNEL(gk_log_softmax_forward)(T *logp, const T *z, int64_t rows, int64_t classes, int threads,
+                                      int64_t parallel_scale)
 {
-    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows, S(log_softmax_row)(logp + r * classes, z + r * classes, classes););
+    GK_FOR(gk_parallel_rows(rows, classes, threads, parallel_scale), r, rows,
+           S(log_softmax_row)(logp + r * classes, z + r * classes, classes););
     return GK_OK;
 }
 
@@ -64,9 +68,9 @@ GK_INLINE void S(log_softmax_grad_row)(T *dz, const T *dlogp, const T *logp, int
 }
 
 int GK_KERNEL(gk_log_softmax_backward)(T *dz, const T *dlogp, const T *logp, int64_t rows, int64_t classes,
-                                       int threads)
+                                       int threads, int64_t parallel_scale)
 {
-    GK_FOR(gk_parallel_rows(rows, classes, threads), r, rows,
+    GK_FOR(gk_parallel_rows(rows, classes, threads, parallel_scale), r, rows,
            S(log_softmax_grad_row)(dz + r * classes, dlogp + r * classes, logp + r * classes, classes););
     return GK_OK;
 }

@@ -53,12 +53,12 @@ _OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 CHUNK = 1 << 14
 TASKS_PER_THREAD = 4  # a little slack for a thread that starts late on a shared machine
 
-# Below these sizes, times _threads.parallel_scale, a parallel launch costs more than it saves
+# Below these sizes, times _threads.parallel_scale(), a parallel launch costs more than it saves
 # where kernels run in training: between two GEMMs. With a short libgomp spin the pool's threads
 # are asleep by then and waking one costs ~100 microseconds on a VM; measured so on a 2-core Zen 3,
 # serial against 2 threads: sigmoid 1.15x at 2^18 elements (0.76x at 2^17), relu_backward 1.29x at
-# 2^21 (0.72x at 2^20). With libgomp's default spin the scale is larger (gradkernels._threads).
-# The C backend uses the same crossovers.
+# 2^21 (0.72x at 2^20). The scale is chosen per call (gradkernels._threads). The C backend uses
+# the same crossovers.
 PARALLEL_MIN_ELEMENTS = 1 << 21
 PARALLEL_MIN_ELEMENTS_TRANSCENDENTAL = 1 << 18
 
@@ -87,7 +87,8 @@ def reduction(fn):
 def go_parallel(size: int, threshold: int = PARALLEL_MIN_ELEMENTS) -> bool:
     """Whether a call of `size` elements should run on several threads; if so, sets Numba's count
     for this calling thread to gradkernels.get_num_threads()."""
-    if size < threshold * _threads.parallel_scale or not THREAD_SAFE:  # first: the size decides most calls
+    # the size alone decides most calls, before the scale is looked up
+    if size < threshold or size < threshold * _threads.parallel_scale() or not THREAD_SAFE:
         return False
     threads = get_num_threads()
     if threads < 2:

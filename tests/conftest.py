@@ -74,25 +74,13 @@ def rng():
 
 
 @pytest.fixture
-def unscaled_parallel_thresholds():
+def unscaled_parallel_thresholds(monkeypatch):
     """The kernels' parallel crossovers as measured, not scaled up for libgomp's default spin
-    (gradkernels._threads): a test of the parallel paths then needs arrays of a few MB, not
-    hundreds."""
+    (gradkernels._threads), in every thread: a test of the parallel paths then needs arrays of a
+    few MB, not hundreds."""
     from gradkernels import _threads
 
-    scale = _threads.parallel_scale
-    c = gk.backends()["c"]["available"]
-    _threads.parallel_scale = 1
-    if c:
-        from gradkernels._cbackend import lib
-
-        lib.gk_set_parallel_scale(1)
-    try:
-        yield
-    finally:
-        _threads.parallel_scale = scale
-        if c:
-            lib.gk_set_parallel_scale(scale)
+    monkeypatch.setattr(_threads, "process_parallel_scale", 1)
 
 
 @pytest.fixture

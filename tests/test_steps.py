@@ -86,8 +86,37 @@ def test_info_says_how_libgomp_waits_and_what_that_makes_of_the_thresholds():
                              env=env, check=True).stdout
     short = subprocess.run([sys.executable, "-m", "gradkernels", "info"], capture_output=True, text=True,
                            env={**env, "GOMP_SPINCOUNT": "0"}, check=True).stdout
-    assert f"libgomp's default spin: parallel thresholds x{_threads.DEFAULT_SPIN_SCALE}" in default
-    assert "GOMP_SPINCOUNT=0: parallel thresholds x1" in short
+    assert (f"libgomp's default spin: parallel thresholds x{_threads.DEFAULT_SPIN_SCALE}, "
+            f"x{_threads.BESIDE_PYTORCH_SCALE} in gradkernels.torch's activations and losses") in default
+    assert "GOMP_SPINCOUNT=0: parallel thresholds x1\n" in short
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts the process's threads in /proc (Linux)")
+@pytest.mark.skipif(_threads.MAX_THREADS < 2, reason="needs two cores for a parallel kernel")
+@pytest.mark.parametrize("backend", [name for name in ("c", "numba") if name in BACKENDS])
+def test_a_kernel_runs_in_parallel_only_from_its_threshold_times_the_scale_of_its_call(backend):
+    """The scale reaches the kernel with each call: 2^21 sigmoids (threshold 2^18) stay on the
+    calling thread at 64 and start the OpenMP or Numba pool at 1. In a fresh process, whose pool
+    has not started yet."""
+    code = f"""
+import os
+import numpy as np
+import gradkernels as gk
+from gradkernels import _threads
+
+ops = gk.backend({backend!r})
+x = np.linspace(-4.0, 4.0, 1 << 21)
+threads = lambda: len(os.listdir("/proc/self/task"))
+ops.sigmoid(x[:8])  # loads the backend and compiles
+before = threads()
+_threads.at_parallel_scale(64, ops.sigmoid)(x)
+serial = threads()
+_threads.at_parallel_scale(1, ops.sigmoid)(x)
+print(before, serial, threads())
+"""
+    before, serial, parallel = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                        check=True).stdout.split())
+    assert serial == before < parallel
 
 
 def test_importing_gradkernels_leaves_libgomp_s_settings_alone():

@@ -320,6 +320,36 @@ def test_the_backend_in_force_runs_unless_one_is_named(gen, monkeypatch):
         gkt.sigmoid(x, backend="cuda")
 
 
+def test_activations_and_losses_take_the_thresholds_beside_pytorch_and_linear_layers_the_process_s(gen, monkeypatch):
+    """PyTorch's kernels run around the activations and losses (gradkernels._threads.
+    BESIDE_PYTORCH_SCALE); the linear layers' own GEMMs are OpenBLAS's, as when our API is called
+    directly: those keep the process's factor, also once a kernel called through PyTorch raised."""
+    from gradkernels import _threads
+
+    monkeypatch.setattr(_threads, "process_parallel_scale", 64)
+    seen = []
+    for name in ("relu", "relu_backward", "log_softmax", "log_softmax_backward", "softmax_cross_entropy", "mse",
+                 "linear", "linear_backward"):
+        real = getattr(gk, name)
+        monkeypatch.setattr(gk, name, lambda *a, _real=real, _name=name, **k: seen.append(
+            (_name, _threads.parallel_scale())) or _real(*a, **k))
+    x = torch.randn(6, 5, generator=gen, requires_grad=True)
+    labels = torch.randint(0, 5, (6,), generator=gen)
+    gkt.relu(x).sum().backward()
+    gkt.log_softmax(x).sum().backward()
+    gkt.cross_entropy(x, labels).backward()
+    gkt.mse_loss(x, torch.zeros(6, 5)).backward()
+    gkt.linear(x, torch.randn(4, 5, generator=gen)).sum().backward()
+    gk.relu(x.detach().numpy())
+    with pytest.raises(ValueError, match="label"):
+        gkt.cross_entropy(x, torch.full((6,), 9))
+    beside = _threads.BESIDE_PYTORCH_SCALE
+    assert seen == [("relu", beside), ("relu_backward", beside), ("log_softmax", beside),
+                    ("log_softmax_backward", beside), ("softmax_cross_entropy", beside), ("mse", beside),
+                    ("linear", 64), ("linear_backward", 64), ("relu", 64), ("softmax_cross_entropy", beside)]
+    assert _threads.parallel_scale() == 64
+
+
 # ---------------------------------------------------------------------------------------------
 # torch.compile, saved tensors, inputs, second derivatives, errors
 

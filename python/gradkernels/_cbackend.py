@@ -27,7 +27,6 @@ from ._threads import get_num_threads, parallel_scale
 from ._linear import backward_kernels, linear_forward
 
 OPENMP = bool(lib.gk_openmp())
-lib.gk_set_parallel_scale(parallel_scale)
 
 # What GRADKERNELS_MAX_ISA may name, and the x86-64 level (gk_cpu_level) each stands for.
 MAX_ISA_LEVELS = {"avx512": 4, "avx2": 3, "baseline": 1}
@@ -105,8 +104,10 @@ def _optional(arr, dtype, size, *, output=True):
     return ffi.NULL if arr is None else _array(arr, dtype, size, output=output)
 
 
-# The thread count to pass to C; built without OpenMP, its kernels run on one thread.
-_threads = get_num_threads if OPENMP else (lambda: 1)
+def _parallelism() -> tuple[int, int]:
+    """Every C kernel's last two arguments: the most threads it may use (one, where the extension
+    was built without OpenMP) and the factor on its parallel thresholds."""
+    return get_num_threads() if OPENMP else 1, parallel_scale()
 
 
 _ERRORS = {
@@ -176,7 +177,7 @@ def _map(kernel: _catalog.Kernel, fns):
             ready = False
         if not ready:
             fn, out_ptr, x_ptr = checked(out, x)
-        _check(fn(out_ptr, x_ptr, n, *options, _threads()))
+        _check(fn(out_ptr, x_ptr, n, *options, *_parallelism()))
 
     def binary(out, a, b, *options):
         try:
@@ -188,15 +189,15 @@ def _map(kernel: _catalog.Kernel, fns):
             ready = False
         if not ready:
             fn, out_ptr, a_ptr, b_ptr = checked(out, a, b)
-        _check(fn(out_ptr, a_ptr, b_ptr, n, *options, _threads()))
+        _check(fn(out_ptr, a_ptr, b_ptr, n, *options, *_parallelism()))
 
     def unary_rows(out, x):
         fn, out_ptr, x_ptr = checked(out, x)
-        _check(fn(out_ptr, x_ptr, *x.shape, _threads()))
+        _check(fn(out_ptr, x_ptr, *x.shape, *_parallelism()))
 
     def binary_rows(out, a, b):
         fn, out_ptr, a_ptr, b_ptr = checked(out, a, b)
-        _check(fn(out_ptr, a_ptr, b_ptr, *a.shape, _threads()))
+        _check(fn(out_ptr, a_ptr, b_ptr, *a.shape, *_parallelism()))
 
     forms = {(1, False): unary, (2, False): binary, (1, True): unary_rows, (2, True): binary_rows}
     return _implements(kernel.name)(forms[len(kernel.inputs), rows])
@@ -206,7 +207,7 @@ def _relu_forward_mask(fns):
     def relu_forward_mask(y, mask, x):
         fn, dt = _select(fns, x)
         n = x.size
-        _check(fn(_array(y, dt, n, output=True), _mask(mask, n, output=True), _array(x, dt, n), n, _threads()))
+        _check(fn(_array(y, dt, n, output=True), _mask(mask, n, output=True), _array(x, dt, n), n, *_parallelism()))
 
     return relu_forward_mask
 
@@ -215,7 +216,7 @@ def _relu_backward_mask(fns):
     def relu_backward_mask(dx, dy, mask):
         fn, dt = _select(fns, dy)
         n = dy.size
-        _check(fn(_array(dx, dt, n, output=True), _array(dy, dt, n), _mask(mask, n), n, _threads()))
+        _check(fn(_array(dx, dt, n, output=True), _array(dy, dt, n), _mask(mask, n), n, *_parallelism()))
 
     return relu_backward_mask
 
@@ -227,7 +228,7 @@ def _softmax_cross_entropy(fns):
         total = ffi.new("double *")
         _check(fn(_optional(dz, dt, n), _array(losses, dt, rows, True), total, _array(z, dt, n),
                   _array(labels, _INT64, rows, pointer=_INT64_POINTER), _array(weight, dt, classes), rows, classes,
-                  int(ignore_index), float(label_smoothing), float(grad_scale), _threads()))
+                  int(ignore_index), float(label_smoothing), float(grad_scale), *_parallelism()))
         return total[0]
 
     return softmax_cross_entropy
@@ -240,7 +241,7 @@ def _softmax_cross_entropy_soft(fns):
         total = ffi.new("double *")
         _check(fn(_optional(dz, dt, n), _array(losses, dt, rows, True), total, _array(z, dt, n),
                   _array(targets, dt, n), _array(weight, dt, classes), rows, classes, float(label_smoothing),
-                  float(grad_scale), _threads()))
+                  float(grad_scale), *_parallelism()))
         return total[0]
 
     return softmax_cross_entropy_soft
@@ -252,7 +253,7 @@ def _elementwise_loss(name, fns):
         n = a.size
         total = ffi.new("double *")
         _check(fn(_optional(grad, dt, n), _optional(losses, dt, n), total, _array(a, dt, n),
-                  _array(b, dt, n), n, float(grad_scale), _threads()))
+                  _array(b, dt, n), n, float(grad_scale), *_parallelism()))
         return total[0]
 
     return _implements(name)(kernel)

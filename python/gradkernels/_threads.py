@@ -86,11 +86,46 @@ def parallel_scale_for(env) -> int:
     return 1 if spins is not None and spins <= SHORT_SPIN_COUNT else DEFAULT_SPIN_SCALE
 
 
-parallel_scale = parallel_scale_for(os.environ)
+process_parallel_scale = parallel_scale_for(os.environ)
+
+_parallel_scale: contextvars.ContextVar[int | None] = contextvars.ContextVar("gradkernels_parallel_scale",
+                                                                            default=None)
+
+
+def parallel_scale() -> int:
+    """The factor on the parallel thresholds of a kernel called now: the process's, or the one an
+    `at_parallel_scale` function running in this thread (and context) chose."""
+    scale = _parallel_scale.get()
+    return process_parallel_scale if scale is None else scale
+
+
+# gradkernels.torch's activations and losses run with the thresholds as measured: their neighbours
+# are PyTorch's kernels, which run on the process's one libgomp pool, as ours do (PyTorch's
+# libgomp.so.1 and the system's share a name, so the process loads one), not on OpenBLAS's
+# spinning threads. Measured on a 2-core AVX-512 Xeon under libgomp's default spin: relu forward +
+# backward at 4096 x 4096 through gradkernels.torch took 17.5 ms at 1 against 34.0 at 64, and a
+# torch.nn MLP step (3 layers, 1024 x 256 to 32768 x 64) took no longer with them than with 64.
+BESIDE_PYTORCH_SCALE = 1
+
+
+def at_parallel_scale(n: int, fn):
+    """fn, calling its kernels with their parallel thresholds scaled by n instead of by the
+    process's factor (in the calling thread and context only)."""
+
+    def scaled(*args):
+        token = _parallel_scale.set(n)
+        try:
+            return fn(*args)
+        finally:
+            _parallel_scale.reset(token)
+
+    return scaled
 
 
 def openmp_wait() -> str:
     """How libgomp's idle threads wait, and what that makes of the parallel thresholds (for `info`)."""
     chosen = [f"{name}={os.environ[name]}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if name in os.environ]
     setting = ", ".join(chosen) if chosen else "libgomp's default spin"
-    return f"{setting}: parallel thresholds x{parallel_scale}"
+    scale = process_parallel_scale
+    beside_pytorch = f", x{BESIDE_PYTORCH_SCALE} in gradkernels.torch's activations and losses"
+    return f"{setting}: parallel thresholds x{scale}" + (beside_pytorch if scale != BESIDE_PYTORCH_SCALE else "")

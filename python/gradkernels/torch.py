@@ -20,7 +20,7 @@ wrong ones.
 import numpy as np
 import torch
 
-from . import _backends
+from . import _backends, _threads
 from ._dispatch import backend as _bound_backend
 from ._validate import reduction as _reduction
 
@@ -57,6 +57,13 @@ def _ops(backend: str):
     import gradkernels
 
     return _bound_backend(backend) if backend else gradkernels
+
+
+def _beside_pytorch(impl):
+    """An activation's or loss's implementation, its kernels' parallel thresholds at
+    _threads.BESIDE_PYTORCH_SCALE: PyTorch's kernels run around them (not the linear layers', whose
+    GEMMs are OpenBLAS's)."""
+    return _threads.at_parallel_scale(_threads.BESIDE_PYTORCH_SCALE, impl)
 
 
 def _array(t: torch.Tensor) -> np.ndarray:
@@ -167,10 +174,12 @@ def _activation(name: str, *, saves_input=False, rowwise=False, scalar: str | No
     extra = f", float {scalar}" if scalar else ""
     fresh = (lambda x, *rest: x.new_empty(x.shape)) if rowwise else (lambda x, *rest: _laid_out_like(x))
 
+    @_beside_pytorch
     def forward_impl(x, *args):
         *scalars, backend = args
         return _result(getattr(_ops(backend), name)(_array(x), *scalars))
 
+    @_beside_pytorch
     def backward_impl(grad, saved, *args):
         *scalars, backend = args
         return _result(getattr(_ops(backend), f"{name}_backward")(_array(grad), _array(saved), *scalars))
@@ -297,6 +306,7 @@ def _fused_loss(name: str, schema: str, impl, fake, *, reduction_at: int, rows=F
     return _operator(name, schema, impl, fake, (setup_context, formula))
 
 
+@_beside_pytorch
 def _cross_entropy_impl(logits, target, weight, ignore_index, reduction, label_smoothing, with_grad, backend):
     loss, grad = _ops(backend).softmax_cross_entropy(
         _array(logits), _array(target), weight=None if weight is None else _array(weight), reduction=reduction,
@@ -346,6 +356,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="
 
 
 def _elementwise_loss(op_name: str, name: str, target_gradient):
+    @_beside_pytorch
     def impl(pred, target, reduction, with_grad, backend):
         loss, grad = getattr(_ops(backend), op_name)(_array(pred), _array(target), reduction=reduction,
                                                      with_grad=with_grad)
