@@ -405,6 +405,48 @@ def test_backward_twice_leaves_the_saved_tensors_intact(gen, backend):
     torch.testing.assert_close(first, want.grad)
 
 
+def test_a_loss_hands_autograd_its_kept_gradient_where_the_upstream_one_is_one(gen, monkeypatch):
+    """loss.backward() takes the gradient the forward kept, not a scaled copy of it; any other
+    upstream gradient (a scaled loss, a "none" reduction's rows) a copy. Both equal PyTorch's, also
+    accumulated over a retained graph run three times (autograd copies a kept gradient it would
+    otherwise make a leaf's .grad)."""
+    copies = []
+    scale = gkt._scale
+    monkeypatch.setattr(gkt, "_scale", lambda *a: copies.append(1) or scale(*a))
+    z, t = torch.randn(6, 5, generator=gen), torch.rand(6, 5, generator=gen)
+    labels, w = torch.randint(0, 5, (6,), generator=gen), torch.randn(5, 5, generator=gen)
+    calls = [
+        (lambda a, r: gkt.cross_entropy(a, labels, reduction=r), lambda a, r: F.cross_entropy(a, labels, reduction=r)),
+        (lambda a, r: gkt.binary_cross_entropy_with_logits(a, t, reduction=r),
+         lambda a, r: F.binary_cross_entropy_with_logits(a, t, reduction=r)),
+        (lambda a, r: gkt.mse_loss(a, t, reduction=r), lambda a, r: F.mse_loss(a, t, reduction=r)),
+        (lambda a, r: gkt.linear_cross_entropy(a, w, None, labels, reduction=r),
+         lambda a, r: F.cross_entropy(F.linear(a, w), labels, reduction=r)),
+    ]
+    for (ours, theirs), reduction, factor in itertools.product(calls, ("mean", "sum", "none"), (1.0, 0.5)):
+        if reduction == "none" and ours is calls[3][0]:
+            continue
+        a, b = z.clone().requires_grad_(), z.clone().requires_grad_()
+        loss, want = ours(a, reduction), theirs(b, reduction)
+        upstream = torch.full_like(want, factor)
+        for _ in range(3):
+            loss.backward(upstream, retain_graph=True)
+        (want * 3).backward(upstream)
+        assert len(copies) == (0 if factor == 1.0 and reduction != "none" else 3)
+        copies.clear()
+        _close(a.grad, b.grad, torch.float32)
+
+
+def test_a_hook_that_changes_a_kept_gradient_makes_a_second_backward_raise(gen):
+    z = torch.randn(6, 5, generator=gen, requires_grad=True)
+    logits = z * 3
+    logits.register_hook(lambda grad: grad.mul_(2))  # the kept gradient itself, as loss.backward() hands it
+    loss = gkt.cross_entropy(logits, torch.randint(0, 5, (6,), generator=gen))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_inputs_are_never_modified(gen, backend):
     x = torch.randn(5, 6, generator=gen, requires_grad=True)
     w = torch.randn(4, 6, generator=gen, requires_grad=True)
