@@ -1,16 +1,16 @@
 """gradkernels.torch against plain PyTorch, float32 — the cells of `bench --torch-ops`: forward +
-backward of the losses and activations at their large sizes, the losses' forward under
-torch.no_grad() (evaluation), and one forward call on (32, 10)
-tensors (through our NumPy API, through gradkernels.torch without and with an input requiring a
-gradient, in PyTorch both ways). GRADKERNELS_BENCH_SIZES=small runs the large cells at (64, 50).
-Skipped where PyTorch is not installed."""
+backward of the losses, activations and linear layers at their large sizes, the losses' forward
+under torch.no_grad() (evaluation), and one forward call on (32, 10) tensors (through our NumPy
+API, through gradkernels.torch without and with an input requiring a gradient, in PyTorch both
+ways). GRADKERNELS_BENCH_SIZES=small runs the large cells at (64, 50) (a layer's at 64 x 50 ->
+40). Skipped where PyTorch is not installed."""
 
 from gradkernels import _torchbench
 
 from ._common import SIZES, _torch
 
 SMALL = "small" in SIZES and len(SIZES) == 1
-_LARGE = ([(name, (64, 50)) for name in dict.fromkeys(name for name, _ in _torchbench.LARGE)] if SMALL
+_LARGE = ([(name, (64, 50, 40)[:len(shape)]) for name, shape in dict(_torchbench.LARGE).items()] if SMALL
           else _torchbench.LARGE)
 # "function rowsxcolumns" -> (function, shape)
 CELLS = {f"{name} {'x'.join(map(str, shape))}": (name, shape) for name, shape in _LARGE}

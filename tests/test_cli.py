@@ -248,7 +248,8 @@ def test_bench_torch_ops_times_gradkernels_torch_against_pytorch(tmp_path, capsy
     from gradkernels import _torchbench
 
     # the shapes of every cell kind, small
-    monkeypatch.setattr(_torchbench, "LARGE", (("cross_entropy", (64, 50)), ("sigmoid", (64, 50))))
+    monkeypatch.setattr(_torchbench, "LARGE",
+                        (("cross_entropy", (64, 50)), ("sigmoid", (64, 50)), ("linear", (64, 16, 8))))
     monkeypatch.setattr(_torchbench, "FUSED", ("linear_cross_entropy", (64, 16, 50)))
     out_file = tmp_path / "torch.json"
     assert cli.main(["bench", "--torch-ops", "--repeat", "1", "--warmup", "0", "--json", str(out_file)]) == 0
@@ -256,9 +257,9 @@ def test_bench_torch_ops_times_gradkernels_torch_against_pytorch(tmp_path, capsy
     assert "x torch" in out and "over the API us" in out
     rows = json.loads(out_file.read_text())["rows"]
     assert [(r["function"], r["kind"]) for r in rows] == [
-        ("cross_entropy", "forward + backward"), ("sigmoid", "forward + backward"),
+        ("cross_entropy", "forward + backward"), ("sigmoid", "forward + backward"), ("linear", "forward + backward"),
         ("linear_cross_entropy", "forward + backward"),
         ("cross_entropy", "forward, no grad"), ("linear_cross_entropy", "forward, no grad"),
         *((name, "forward") for name, _ in _torchbench.TINY)]
     assert all(s > 0 for r in rows for s in r["seconds"].values())
-    assert set(rows[2]["peak_extra_bytes"]) == set(rows[4]["peak_extra_bytes"]) == {"gradkernels.torch", "torch"}
+    assert set(rows[3]["peak_extra_bytes"]) == set(rows[5]["peak_extra_bytes"]) == {"gradkernels.torch", "torch"}

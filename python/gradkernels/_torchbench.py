@@ -1,6 +1,7 @@
 """`python -m gradkernels bench --torch-ops`: gradkernels.torch against plain PyTorch on the same
-tensors. Large cells time forward + backward (the loss's or activation's backward into its input;
-the activations' from a dense upstream gradient, as the next layer sends it), and the losses'
+tensors. Large cells time forward + backward (the loss's or activation's backward into its input,
+a linear layer's into its input, weight and bias; the activations' and layers' from a dense
+upstream gradient, as the next layer sends it), and the losses'
 forward under torch.no_grad() (evaluation, where ours computes the loss alone); the fused linear
 + cross-entropy also reports its peak extra memory; tiny cells time one forward call, to show
 what the PyTorch layer costs over our NumPy API: with no input requiring a gradient, and with
@@ -10,11 +11,13 @@ import numpy as np
 
 from . import _bench, _threads
 
-# (function, shape): logits or activations (rows, classes) / (rows, columns); the fused loss's
-# (rows, features, classes)
+# (function, shape): logits or activations (rows, classes) / (rows, columns); a linear layer's
+# (rows, in_features, out_features), the fused loss's (rows, features, classes)
 LARGE = (("cross_entropy", (2048, 32000)), ("cross_entropy", (4096, 1000)),
          ("binary_cross_entropy_with_logits", (4096, 4096)), ("mse_loss", (4096, 4096)),
-         ("relu", (4096, 4096)), ("sigmoid", (4096, 4096)), ("tanh", (4096, 4096)))
+         ("relu", (4096, 4096)), ("sigmoid", (4096, 4096)), ("tanh", (4096, 4096)),
+         ("linear", (4096, 1024, 1024)), ("linear", (16384, 128, 128)), ("linear_relu", (4096, 1024, 1024)))
+LAYERS = ("linear", "linear_relu")
 FUSED = ("linear_cross_entropy", (8192, 1024, 32000))
 LOSSES = ("cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "linear_cross_entropy")
 TINY = (("cross_entropy", (32, 10)), ("sigmoid", (32, 10)), ("relu", (32, 10)), ("mse_loss", (32, 10)))
@@ -23,6 +26,12 @@ TINY = (("cross_entropy", (32, 10)), ("sigmoid", (32, 10)), ("relu", (32, 10)), 
 def _inputs(torch, name, shape, generator):
     """The tensors of `name`'s call at `shape` and PyTorch's own function for it."""
     F = torch.nn.functional
+    if name in ("linear", "linear_relu"):
+        rows, features, outputs = shape
+        x = torch.randn(rows, features, generator=generator)
+        w = torch.randn(outputs, features, generator=generator) * features ** -0.5
+        theirs = F.linear if name == "linear" else lambda x, w, b: F.relu(F.linear(x, w, b))
+        return (x, w, torch.zeros(outputs)), theirs
     z = 3 * torch.randn(*shape[:2], generator=generator)
     if name == "cross_entropy":
         return (z, torch.randint(0, shape[1], shape[:1], generator=generator)), F.cross_entropy
@@ -41,12 +50,18 @@ def _inputs(torch, name, shape, generator):
 
 def _forward_backward(fn, inputs):
     """fn(*inputs) and its backward into the float inputs of its first arguments (all but targets).
-    An activation's upstream gradient is a dense tensor made once, as a following layer's backward
-    sends it (not the stride-0 expansion of a .sum()'s, which our NumPy API would copy first)."""
-    differentiable = inputs[:3] if len(inputs) == 4 else inputs[:1]
+    An activation's or layer's upstream gradient is a dense tensor made once, as a following
+    layer's backward sends it (not the stride-0 expansion of a .sum()'s, which our NumPy API would
+    copy first)."""
+    differentiable = inputs[:3] if len(inputs) >= 3 else inputs[:1]  # a layer's or the fused loss's three
     leaves = [t.clone().requires_grad_() for t in differentiable]
     rest = inputs[len(leaves):]
-    upstream = inputs[0].new_ones(inputs[0].shape) if len(inputs) == 1 else None
+    if len(inputs) == 1:
+        upstream = inputs[0].new_ones(inputs[0].shape)
+    elif len(inputs) == 3:
+        upstream = inputs[0].new_ones((inputs[0].shape[0], inputs[1].shape[0]))
+    else:
+        upstream = None  # a loss
 
     def call():
         for leaf in leaves:
@@ -124,8 +139,11 @@ def run(*, repeat: int, warmup: int, fused: bool = True, seed: int = 0) -> dict:
     for k, (kind, name, shape) in enumerate(cells):
         _bench.progress(k, total, f"{name} {'x'.join(map(str, shape))}, {kind}")
         entrants = forward_backward_entrants(torch, name, shape, generator, evaluation=kind != "forward + backward")
+        # GEMMs are OpenBLAS's in ours, MKL's on PyTorch's pool in theirs: each sample of a cell
+        # with GEMMs waits for the other pool's threads to stop spinning, as a step's does (_bench)
+        settle = _bench.STEP_SETTLE_SECONDS if name in (*LAYERS, FUSED[0]) else 0.0
         row = {"kind": kind, "function": name, "shape": list(shape),
-               "seconds": _bench._round_robin(entrants, repeat, warmup)}
+               "seconds": _bench._round_robin(entrants, repeat, warmup, settle=settle)}
         if name == FUSED[0]:
             row["peak_extra_bytes"] = {entrant: _peak_extra_bytes(call) for entrant, call in entrants.items()}
         rows.append(row)
