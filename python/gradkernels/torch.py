@@ -251,8 +251,13 @@ def log_softmax(x, dim=-1, *, backend=None):
 
 
 def _needed(*inputs) -> bool:
-    """Whether autograd will ask for a gradient of any of `inputs` (tensors or None)."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    """Whether autograd will ask for a gradient of any of `inputs` (tensors or None). A loop, as in
+    _plain."""
+    if torch.is_grad_enabled():
+        for t in inputs:
+            if t is not None and t.requires_grad:
+                return True
+    return False
 
 
 def _refuse_target_gradient(name: str, argument: str, t) -> None:
