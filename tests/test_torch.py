@@ -320,7 +320,7 @@ def test_the_backend_in_force_runs_unless_one_is_named(gen, monkeypatch):
         gkt.sigmoid(x, backend="cuda")
 
 
-def test_activations_and_losses_take_the_thresholds_beside_pytorch_and_linear_layers_the_process_s(gen, monkeypatch):
+def test_activations_and_losses_run_at_the_pytorch_scale_and_linear_layers_at_the_process_s_scale(gen, monkeypatch):
     """PyTorch's kernels run around the activations and losses (gradkernels._threads.
     BESIDE_PYTORCH_SCALE); the linear layers' own GEMMs are OpenBLAS's, as when our API is called
     directly: those keep the process's factor, also once a kernel called through PyTorch raised."""
