@@ -1,11 +1,11 @@
 """`python -m gradkernels bench --torch-ops`: gradkernels.torch against plain PyTorch on the same
 tensors. Large cells time forward + backward (the loss's or activation's backward into its input,
 a linear layer's into its input, weight and bias; the activations' and layers' from a dense
-upstream gradient, as the next layer sends it), and the losses'
-forward under torch.no_grad() (evaluation, where ours computes the loss alone); the fused linear
-+ cross-entropy also reports its peak extra memory; tiny cells time one forward call, to show
-what the PyTorch layer costs over our NumPy API: with no input requiring a gradient, and with
-one (recorded for autograd). Timing as in `bench` (round-robin medians, `_bench._round_robin`)."""
+upstream gradient, as the next layer sends it), and the losses' forward under torch.no_grad()
+(evaluation, where ours computes the loss alone); the fused linear + cross-entropy also reports
+its peak extra memory; tiny cells time one forward call, to show what the PyTorch layer costs over
+our NumPy API: with no input requiring a gradient, and with one (recorded for autograd). Timing as
+in `bench` (round-robin medians, `_bench._round_robin`)."""
 
 import numpy as np
 
@@ -26,7 +26,7 @@ TINY = (("cross_entropy", (32, 10)), ("sigmoid", (32, 10)), ("relu", (32, 10)), 
 def _inputs(torch, name, shape, generator):
     """The tensors of `name`'s call at `shape` and PyTorch's own function for it."""
     F = torch.nn.functional
-    if name in ("linear", "linear_relu"):
+    if name in LAYERS:
         rows, features, outputs = shape
         x = torch.randn(rows, features, generator=generator)
         w = torch.randn(outputs, features, generator=generator) * features ** -0.5
