@@ -27,7 +27,7 @@ _LN2 = decimal.Decimal(2).ln()
 
 
 Constants = collections.namedtuple(
-    "Constants", "log2e ln2 ln2_hi ln2_lo lo hi expm1_poly atanh_poly sqrt2 zero half one two inf")
+    "Constants", "log2e ln2 ln2_hi ln2_lo lo hi expm1_poly atanh_poly sqrt2 zero half one two inf normal_floor")
 
 
 def _constants(dtype, taylor_degree, atanh_degree):
@@ -54,6 +54,7 @@ def _constants(dtype, taylor_degree, atanh_degree):
         one=dt(1),
         two=dt(2),
         inf=dt(np.inf),
+        normal_floor=dt(info.tiny * (1 + 8 * info.eps)),  # 8 ulps above the smallest normal number
     )
 
 
