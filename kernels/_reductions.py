@@ -60,7 +60,7 @@ def sum_exp_shifted(z, m):
         block = z[b : min(n, b + BLOCK)]
         t = z.dtype.type(0)
         for j in range(block.size):
-            t += _vmath.exp(block[j] - m)
+            t += _vmath.exp_nonpositive(block[j] - m)
         s += t
     return s
 

@@ -66,7 +66,7 @@ def _cross_entropy_row(dz, z, label, weight, weight_sum, smoothing, grad_scale):
         sum_exp = sum_exp_shifted(z, m)
     else:
         for j in range(z.size):
-            dz[j] = _vmath.exp(z[j] - m)
+            dz[j] = _vmath.exp_nonpositive(z[j] - m)
         sum_exp = total(dz)
     lse = math.log(sum_exp)
     w_t = np.float64(weight[label])
@@ -164,7 +164,7 @@ def _cross_entropy_batched(dz, losses, z, labels, weight, ignore_index, smoothin
             for b in range(count):
                 v = shifted[j, b] - m[b]
                 shifted[j, b] = v
-                e = _vmath.exp(v)
+                e = _vmath.exp_nonpositive(v)
                 exps[j, b] = e
                 sum_exp[b] += e
                 weighted[b] += w * v
@@ -231,7 +231,7 @@ def _soft_cross_entropy_row(dz, z, q, weight, smoothing, grad_scale):
     if dz is None:
         return math.log(sum_exp_shifted(z, m)) * wq - wq_shift
     for j in range(z.size):
-        dz[j] = _vmath.exp(z[j] - m)
+        dz[j] = _vmath.exp_nonpositive(z[j] - m)
     sum_exp = total(dz)
     t = z.dtype.type
     p_scale = t(wq / sum_exp * grad_scale)

@@ -21,7 +21,7 @@ def parallel_rows(z) -> bool:
 def _softmax_row(p, z):
     m = row_max(z)
     for j in range(z.size):
-        p[j] = _vmath.exp(z[j] - m)
+        p[j] = _vmath.exp_nonpositive(z[j] - m)
     inverse = p.dtype.type(1.0 / total(p))
     for j in range(p.size):
         p[j] *= inverse

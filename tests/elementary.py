@@ -58,3 +58,15 @@ def check_special_values(apply, dtype):
     x = np.array([np.log(info.tiny) - 5], dtype)
     y = apply("exp", x)
     assert 0 < y[0] < info.tiny and abs(y[0] - np.exp(x.astype(np.longdouble))[0]) <= info.smallest_subnormal
+
+
+def check_exp_nonpositive(apply, dtype):
+    """The softmax family's exp (arguments z - max z <= 0): exp's accuracy down to the smallest
+    normal result, 0 below it."""
+    info = np.finfo(dtype)
+    normal_lo = np.log(info.tiny)
+    x = np.concatenate([np.linspace(normal_lo, 0, 400_001), -np.geomspace(info.tiny, 1, 20_000)]).astype(dtype)
+    x = x[x >= normal_lo]  # the float rounding of the end point may fall just below it
+    assert worst_ulp("exp", x, apply("exp_nonpositive", x)) <= ULP_CASES["exp"][2]
+    special = np.array([np.nan, -np.inf, -0.0, 0.0, normal_lo - 1, -info.max], dtype)
+    np.testing.assert_array_equal(apply("exp_nonpositive", special), np.array([np.nan, 0, 1, 1, 0, 0], dtype))

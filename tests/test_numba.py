@@ -115,7 +115,7 @@ def _applier(fn):
     return apply
 
 
-APPLY = {name: _applier(getattr(_vmath, name)) for name in elementary.FUNCTIONS}
+APPLY = {name: _applier(getattr(_vmath, name)) for name in (*elementary.FUNCTIONS, "exp_nonpositive")}
 
 
 def _apply(name, x):
@@ -135,6 +135,12 @@ def test_elementary_function_worst_error(name, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_elementary_functions_at_special_values(dtype):
     elementary.check_special_values(_apply, dtype)
+
+
+@pytest.mark.skipif(not elementary.LONG_DOUBLE_ENOUGH, reason="needs an 80- or 128-bit long double as the exact reference")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_exp_of_nonpositive_arguments_flushes_only_results_below_the_normal_range(dtype):
+    elementary.check_exp_nonpositive(_apply, dtype)
 
 
 def _cpu_has(feature):
