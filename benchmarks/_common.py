@@ -20,6 +20,11 @@ BACKENDS = ["numpy", "numba", "c", "c-avx512", "c-avx2", "c-baseline", "torch", 
 DTYPES = os.environ.get("GRADKERNELS_BENCH_DTYPES", "float32,float64").split(",")
 SIZES = os.environ.get("GRADKERNELS_BENCH_SIZES", ",".join(_bench.SIZES)).split(",")
 
+# Loads every backend (Numba's import alone takes half a second) here, once, in asv's fork server,
+# which imports the suite before it forks a process per benchmark: otherwise every benchmark's setup
+# paid for it, whichever backend it times.
+gk.backends()
+
 
 def _torch():
     """PyTorch, imported only by its own benchmarks (asv runs each in a process of its own, and
