@@ -255,7 +255,13 @@ def test_bench_torch_ops_times_gradkernels_torch_against_pytorch(tmp_path, capsy
     assert cli.main(["bench", "--torch-ops", "--repeat", "1", "--warmup", "0", "--json", str(out_file)]) == 0
     out = capsys.readouterr().out
     assert "x torch" in out and "over the API us" in out
-    rows = json.loads(out_file.read_text())["rows"]
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert f"({capability} kernels)" in out
+    written = json.loads(out_file.read_text())
+    assert written["torch_cpu_capability"] == capability
+    rows = written["rows"]
     assert [(r["function"], r["kind"]) for r in rows] == [
         ("cross_entropy", "forward + backward"), ("sigmoid", "forward + backward"), ("linear", "forward + backward"),
         ("linear_cross_entropy", "forward + backward"),

@@ -252,7 +252,8 @@ def bench_torch(args) -> int:
     if args.threads is not None:
         _threads.set_num_threads(args.threads)
     result = _torchbench.run(repeat=args.repeat, warmup=args.warmup, fused=not args.no_fused)
-    print(f"gradkernels.torch (backend {_backends.get_backend()}) against PyTorch {result['torch']}, float32, "
+    print(f"gradkernels.torch (backend {_backends.get_backend()}) against PyTorch {result['torch']} "
+          f"({result['torch_cpu_capability']} kernels), float32, "
           f"{result['threads']} threads for both; median of {args.repeat} samples per entrant, round-robin; "
           f"peak extra memory: resident memory at the call's peak over before it")
     _report(args, result, _torchbench.table)

@@ -152,7 +152,10 @@ def run(*, repeat: int, warmup: int, fused: bool = True, seed: int = 0) -> dict:
         rows.append({"kind": "forward", "function": name, "shape": list(shape),
                      "seconds": _bench._round_robin(call_entrants(torch, name, shape, generator), repeat, warmup)})
     _bench.progress(total, total, "done")
-    return {"threads": _threads.get_num_threads(), "torch": torch.__version__, "repeat": repeat, "rows": rows}
+    # which of PyTorch's kernel builds ran (ATEN_CPU_CAPABILITY can cap it, as GRADKERNELS_MAX_ISA
+    # caps ours): a ratio means something only beside both
+    return {"threads": _threads.get_num_threads(), "torch": torch.__version__,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "repeat": repeat, "rows": rows}
 
 
 def table(result: dict, *, markdown: bool = False) -> str:
