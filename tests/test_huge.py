@@ -10,7 +10,8 @@ import pytest
 from gradkernels._selftest import TOLERANCES
 from helpers import assert_close
 
-pytestmark = pytest.mark.slow
+# in one group, so that under pytest-xdist two of them never hold their 8.6 GB at once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("huge arrays")]
 
 HUGE = 2**31 + 2**20 + 3  # past 2^31, with a tail that is not a multiple of any vector width
 BLOCK = 1 << 24
