@@ -244,7 +244,7 @@ def test_bench_refuses_an_option_its_mode_would_ignore(capsys, argv, message):
 
 
 def test_bench_torch_ops_times_gradkernels_torch_against_pytorch(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from gradkernels import _torchbench
 
     # the shapes of every cell kind, small
@@ -255,8 +255,6 @@ def test_bench_torch_ops_times_gradkernels_torch_against_pytorch(tmp_path, capsy
     assert cli.main(["bench", "--torch-ops", "--repeat", "1", "--warmup", "0", "--json", str(out_file)]) == 0
     out = capsys.readouterr().out
     assert "x torch" in out and "over the API us" in out
-    import torch
-
     capability = torch.backends.cpu.get_cpu_capability()
     assert f"({capability} kernels)" in out
     written = json.loads(out_file.read_text())
